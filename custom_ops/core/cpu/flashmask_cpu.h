@@ -1,0 +1,18 @@
+// Exact FlashMask attention on the CPU (fp32 math; fp32/fp16/bf16 tensors).
+#pragma once
+
+#include "../flashmask_params.h"
+
+namespace flashmask {
+namespace cpu {
+
+constexpr int kBlockM = 64;  // query rows per task
+constexpr int kBlockN = 64;  // key columns per tile (the mask-bounds granularity)
+
+void flashmask_fwd(const FwdParams& p);
+// Deterministic by construction: dq from a query-row pass, dk/dv from a
+// key-column pass, no shared accumulators between threads.
+void flashmask_bwd(const BwdParams& p);
+
+}  // namespace cpu
+}  // namespace flashmask

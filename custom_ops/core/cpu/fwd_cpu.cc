@@ -1,0 +1,128 @@
+// CPU forward: one task per (batch, head, query tile); online softmax over the
+// key tiles the mask leaves, fp32 accumulation.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "flashmask_cpu.h"
+#include "score_tile.h"
+#include "tensor_io.h"
+#include "tile_gemm.h"
+
+namespace flashmask {
+namespace cpu {
+namespace {
+
+struct FwdScratch {
+  explicit FwdScratch(int dpad)
+      : q(kBlockM * dpad), kt(dpad * kBlockN), v(kBlockN * dpad), s(kBlockM * kBlockN),
+        acc(kBlockM * dpad), row_max(kBlockM), row_sum(kBlockM) {}
+  std::vector<float> q, kt, v, s, acc, row_max, row_sum;
+};
+
+// Online-softmax update of one row with the scores s[0, cols_pad); turns s
+// into the (undropped) probabilities and returns the rescale factor of acc.
+inline float softmax_update(float* s, int cols_pad, float& row_max, float& row_sum) {
+  float tile_max = kNegInf;
+  for (int c = 0; c < cols_pad; ++c) tile_max = std::max(tile_max, s[c]);
+  const float new_max = std::max(row_max, tile_max);
+  if (new_max == kNegInf) {  // nothing visible yet in this row
+    std::fill(s, s + cols_pad, 0.f);
+    return 1.f;
+  }
+  const float alpha = row_max == kNegInf ? 0.f : std::exp(row_max - new_max);
+  float sum = 0.f;
+  for (int c = 0; c < cols_pad; ++c) {
+    const float e = std::exp(s[c] - new_max);  // exp(-inf) = 0 for masked
+    s[c] = e;
+    sum += e;
+  }
+  row_sum = row_sum * alpha + sum;
+  row_max = new_max;
+  return alpha;
+}
+
+void forward_task(const FwdParams& p, const MaskTiles& tiles, int b, int h, int m_tile,
+                  FwdScratch& w) {
+  const int D = p.head_dim, dpad = round_up(D, kGemmCols);
+  const int group = p.num_heads / p.num_heads_k, hk = h / group;
+  const int hm = tiles.mask_head(h);
+  const int shift = p.seqlen_k - p.seqlen_q;
+  const int r0 = m_tile * kBlockM, r1 = std::min(r0 + kBlockM, p.seqlen_q);
+  const int rows = r1 - r0, rows_pad = round_up(rows, kGemmRows);
+
+  load_rows(p.q, p.dtype, b * p.q_batch_stride + r0 * p.q_row_stride + h * p.q_head_stride,
+            p.q_row_stride, rows, rows_pad, D, p.softmax_scale, w.q.data(), dpad);
+  std::fill(w.acc.begin(), w.acc.end(), 0.f);
+  std::fill(w.row_max.begin(), w.row_max.end(), kNegInf);
+  std::fill(w.row_sum.begin(), w.row_sum.end(), 0.f);
+
+  // Causal: the last visible key column of this tile's last row.
+  const int col_end = p.causal ? std::min(p.seqlen_k, std::max(0, r1 + shift)) : p.seqlen_k;
+  const int n_tiles = (col_end + kBlockN - 1) / kBlockN;
+  for (int n_tile = 0; n_tile < n_tiles; ++n_tile) {
+    const int c0 = n_tile * kBlockN, c1 = std::min(c0 + kBlockN, p.seqlen_k);
+    const int cols = c1 - c0;
+    const TileKind kind =
+        classify_tile(tiles.tile(b, hm, n_tile), r0, r1, c0, c1, p.causal, shift);
+    if (kind == TileKind::kFullyMasked) continue;
+
+    const int64_t k_first = b * p.k_batch_stride + c0 * p.k_row_stride + hk * p.k_head_stride;
+    const int64_t v_first = b * p.v_batch_stride + c0 * p.v_row_stride + hk * p.v_head_stride;
+    load_rows_transposed(p.k, p.dtype, k_first, p.k_row_stride, cols, kBlockN, D, w.kt.data(),
+                         kBlockN);
+    load_rows(p.v, p.dtype, v_first, p.v_row_stride, cols, kBlockN, D, 1.f, w.v.data(), dpad);
+
+    std::fill(w.s.begin(), w.s.end(), 0.f);
+    gemm_acc(rows_pad, kBlockN, D, w.q.data(), dpad, 1, w.kt.data(), kBlockN, w.s.data(), kBlockN);
+    mask_score_tile(w.s.data(), kBlockN, rows, cols, kBlockN, r0, c0, tiles, b, hm,
+                    kind == TileKind::kPartial, p.causal, shift);
+    for (int r = 0; r < rows; ++r) {
+      const float alpha =
+          softmax_update(w.s.data() + r * kBlockN, kBlockN, w.row_max[r], w.row_sum[r]);
+      if (alpha != 1.f)
+        for (int d = 0; d < dpad; ++d) w.acc[r * dpad + d] *= alpha;
+    }
+    for (int r = rows; r < rows_pad; ++r)
+      std::fill(w.s.begin() + r * kBlockN, w.s.begin() + (r + 1) * kBlockN, 0.f);
+    if (p.dropout_p > 0.f) dropout_tile(w.s.data(), kBlockN, rows, cols, r0, c0, b, h, p);
+    gemm_acc(rows_pad, dpad, kBlockN, w.s.data(), kBlockN, 1, w.v.data(), dpad, w.acc.data(), dpad);
+  }
+
+  // Rows that saw no key (masked everywhere) give 0 and lse = -inf.
+  for (int r = 0; r < rows; ++r) {
+    const float l = w.row_sum[r];
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    for (int d = 0; d < dpad; ++d) w.acc[r * dpad + d] *= inv;
+    p.softmax_lse[(static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q + r0 + r] =
+        l > 0.f ? w.row_max[r] + std::log(l) : kNegInf;
+  }
+  store_rows(p.out, p.dtype, b * p.o_batch_stride + r0 * p.o_row_stride + h * p.o_head_stride,
+             p.o_row_stride, rows, D, w.acc.data(), dpad, 1.f);
+}
+
+}  // namespace
+
+void flashmask_fwd(const FwdParams& p) {
+  if (p.batch == 0 || p.num_heads == 0 || p.seqlen_q == 0) return;
+  const MaskTiles tiles(p, kBlockN);
+  const int m_tiles = (p.seqlen_q + kBlockM - 1) / kBlockM;
+  const int64_t tasks = static_cast<int64_t>(p.batch) * p.num_heads * m_tiles;
+  const int threads = p.num_threads > 0 ? p.num_threads : omp_get_max_threads();
+#pragma omp parallel num_threads(threads)
+  {
+    FwdScratch scratch(round_up(p.head_dim, kGemmCols));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int m_tile = static_cast<int>(t % m_tiles);
+      const int h = static_cast<int>((t / m_tiles) % p.num_heads);
+      const int b = static_cast<int>(t / (static_cast<int64_t>(m_tiles) * p.num_heads));
+      forward_task(p, tiles, b, h, m_tile, scratch);
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace flashmask

@@ -1,0 +1,34 @@
+// Mask preprocessing on the CPU: per (batch, mask head, key tile) the min/max
+// of each decoded bound, O(Sk) work and memory, computed once per call and
+// shared by the forward and both backward passes.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "../flashmask_params.h"
+#include "../mask_bounds.h"
+
+namespace flashmask {
+namespace cpu {
+
+class MaskTiles {
+ public:
+  MaskTiles(const FwdParams& p, int block_n);
+
+  // Mask head that serves query head h (broadcast, per key head, or per head).
+  int mask_head(int h) const;
+  const TileBounds& tile(int b, int mask_head, int n_tile) const;
+  ColumnBounds column(int b, int mask_head, int col) const;
+
+  int num_tiles() const { return num_tiles_; }
+  int block_n() const { return block_n_; }
+
+ private:
+  const FwdParams& p_;
+  int block_n_, num_tiles_, heads_;
+  std::vector<TileBounds> bounds_;  // [batch or 1][heads][num_tiles]
+};
+
+}  // namespace cpu
+}  // namespace flashmask

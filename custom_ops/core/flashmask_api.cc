@@ -1,0 +1,80 @@
+#include "flashmask_api.h"
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include "cpu/flashmask_cpu.h"
+
+#if defined(FLASHMASK_WITH_CUDA)
+#include "cuda/flashmask_cuda.h"
+#endif
+
+namespace {
+
+thread_local std::string g_last_error;
+
+const char* check_params(const flashmask::FwdParams& p) {
+  if (p.batch < 0 || p.seqlen_q < 0 || p.seqlen_k < 0 || p.num_heads < 0 || p.head_dim <= 0)
+    return "negative size or head_dim <= 0";
+  if (p.num_heads_k <= 0 || p.num_heads % p.num_heads_k != 0)
+    return "num_heads must be a multiple of num_heads_k";
+  const int mc = p.mask.ncols;
+  if (mc != 0 && !(p.causal ? (mc == 1 || mc == 2) : (mc == 2 || mc == 4)))
+    return "mask column count does not fit the causal flag";
+  if (mc != 0 && p.mask.heads != 1 && p.mask.heads != p.num_heads_k && p.mask.heads != p.num_heads)
+    return "mask heads must be 1, num_heads_k or num_heads";
+  if (p.dropout_p < 0.f || p.dropout_p >= 1.f) return "dropout must lie in [0, 1)";
+  return nullptr;
+}
+
+template <typename Fn>
+int guarded(const flashmask::FwdParams& p, Fn&& fn) {
+  if (const char* why = check_params(p)) {
+    g_last_error = why;
+    return 1;
+  }
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    g_last_error = e.what();
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+extern "C" int flashmask_fwd(const flashmask::FwdParams* params, int device, void* stream) {
+  (void)stream;
+  return guarded(*params, [&] {
+    if (device == kFlashMaskCPU) return flashmask::cpu::flashmask_fwd(*params);
+#if defined(FLASHMASK_WITH_CUDA)
+    return flashmask::cuda::flashmask_fwd(*params, stream);
+#else
+    throw std::runtime_error("this build of paddle-flashmask has no CUDA kernels");
+#endif
+  });
+}
+
+extern "C" int flashmask_bwd(const flashmask::BwdParams* params, int device, void* stream) {
+  (void)stream;
+  return guarded(*params, [&] {
+    if (device == kFlashMaskCPU) return flashmask::cpu::flashmask_bwd(*params);
+#if defined(FLASHMASK_WITH_CUDA)
+    return flashmask::cuda::flashmask_bwd(*params, stream);
+#else
+    throw std::runtime_error("this build of paddle-flashmask has no CUDA kernels");
+#endif
+  });
+}
+
+extern "C" const char* flashmask_last_error(void) { return g_last_error.c_str(); }
+
+extern "C" int flashmask_has_cuda(void) {
+#if defined(FLASHMASK_WITH_CUDA)
+  return 1;
+#else
+  return 0;
+#endif
+}

@@ -1,0 +1,62 @@
+// Framework-neutral description of one FlashMask attention call.
+//
+// Every door (Paddle op, torch binding, tests) fills these plain structs and
+// hands them to the launcher in flashmask_api.h; kernels never see a framework
+// tensor. All strides are in elements; the last (head_dim) axis is contiguous.
+#pragma once
+
+#include <cstdint>
+
+namespace flashmask {
+
+enum class DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
+
+// Column-wise mask: startend_row_indices[b, h_mask, j, 0..ncols) (int32,
+// contiguous). ncols == 0 means "no mask tensor" (plain or causal attention).
+struct MaskArgs {
+  const int32_t* startend = nullptr;
+  int32_t ncols = 0;       // 0, 1, 2 or 4
+  int32_t heads = 1;       // 1, num_heads_k or num_heads
+  int64_t batch_stride = 0;
+  int64_t head_stride = 0;
+};
+
+struct FwdParams {
+  DType dtype = DType::kFloat32;
+  int32_t batch = 0, seqlen_q = 0, seqlen_k = 0;
+  int32_t num_heads = 0, num_heads_k = 0, head_dim = 0;
+
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;
+  float* softmax_lse = nullptr;  // [batch, num_heads, seqlen_q], contiguous
+
+  int64_t q_batch_stride = 0, q_row_stride = 0, q_head_stride = 0;
+  int64_t k_batch_stride = 0, k_row_stride = 0, k_head_stride = 0;
+  int64_t v_batch_stride = 0, v_row_stride = 0, v_head_stride = 0;
+  int64_t o_batch_stride = 0, o_row_stride = 0, o_head_stride = 0;
+
+  MaskArgs mask;
+  bool causal = false;  // bottom-right aligned: key j masked for row i iff
+                        // j > i + (seqlen_k - seqlen_q), as in FlashAttention-2
+  float softmax_scale = 1.f;
+
+  float dropout_p = 0.f;  // 0 disables dropout
+  uint64_t seed = 0, offset = 0;
+
+  int32_t num_threads = 0;  // CPU only; 0 = library default
+};
+
+struct BwdParams : FwdParams {
+  const void* dout = nullptr;  // strides as out
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  int64_t dq_batch_stride = 0, dq_row_stride = 0, dq_head_stride = 0;
+  int64_t dk_batch_stride = 0, dk_row_stride = 0, dk_head_stride = 0;
+  int64_t dv_batch_stride = 0, dv_row_stride = 0, dv_head_stride = 0;
+  bool deterministic = false;  // GPU: ordered dq/dk/dv reductions
+};
+
+}  // namespace flashmask

@@ -1,0 +1,97 @@
+// The FlashMask column semantics, shared by every kernel (host and device).
+//
+// Key column j masks query row i iff
+//     lts <= i < lte      (lower-triangle band)   or
+//     uts <= i < ute      (upper-triangle band)   or
+//     causal && j > i + (seqlen_k - seqlen_q).
+// The stored column layouts decode to that normal form:
+//     causal,   1 col  [LTS]            -> lte = Sq, no upper band
+//     causal,   2 cols [LTS, LTE]       -> no upper band
+//     non-causal 2 cols [LTS, UTE]      -> lte = Sq, uts = 0
+//     non-causal 4 cols [LTS, LTE, UTS, UTE]
+//     no mask (0 cols)                  -> both bands empty
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define FM_HD __host__ __device__ __forceinline__
+#else
+#define FM_HD inline
+#endif
+
+namespace flashmask {
+
+struct ColumnBounds {
+  int32_t lts, lte, uts, ute;
+};
+
+// `col` points at the ncols int32 values of one key column.
+FM_HD ColumnBounds decode_column(const int32_t* col, int ncols, bool causal, int32_t seqlen_q) {
+  ColumnBounds c{seqlen_q, seqlen_q, 0, 0};
+  if (ncols == 0) return c;
+  c.lts = col[0];
+  if (causal) {
+    if (ncols == 2) c.lte = col[1];
+  } else if (ncols == 2) {
+    c.ute = col[1];
+  } else {  // 4 columns
+    c.lte = col[1];
+    c.uts = col[2];
+    c.ute = col[3];
+  }
+  return c;
+}
+
+FM_HD bool column_masks_row(const ColumnBounds& c, int32_t row) {
+  return (row >= c.lts && row < c.lte) || (row >= c.uts && row < c.ute);
+}
+
+// Per key tile: min and max of each bound over the tile's columns. Kernels
+// classify a (query tile, key tile) pair from these eight numbers alone.
+struct TileBounds {
+  int32_t lts_min, lts_max, lte_min, lte_max;
+  int32_t uts_min, uts_max, ute_min, ute_max;
+};
+
+FM_HD TileBounds empty_tile_bounds() {
+  const int32_t lo = -2147483647 - 1, hi = 2147483647;
+  return TileBounds{hi, lo, hi, lo, hi, lo, hi, lo};
+}
+
+FM_HD void extend_tile_bounds(TileBounds& t, const ColumnBounds& c) {
+  t.lts_min = c.lts < t.lts_min ? c.lts : t.lts_min;
+  t.lts_max = c.lts > t.lts_max ? c.lts : t.lts_max;
+  t.lte_min = c.lte < t.lte_min ? c.lte : t.lte_min;
+  t.lte_max = c.lte > t.lte_max ? c.lte : t.lte_max;
+  t.uts_min = c.uts < t.uts_min ? c.uts : t.uts_min;
+  t.uts_max = c.uts > t.uts_max ? c.uts : t.uts_max;
+  t.ute_min = c.ute < t.ute_min ? c.ute : t.ute_min;
+  t.ute_max = c.ute > t.ute_max ? c.ute : t.ute_max;
+}
+
+enum class TileKind : int32_t { kFullyMasked = 0, kPartial = 1, kUnmasked = 2 };
+
+// Rows [r0, r1) against key columns [c0, c1) (both non-empty). `causal_shift`
+// is seqlen_k - seqlen_q. Conservative: kPartial is always a correct answer.
+FM_HD TileKind classify_tile(const TileBounds& t, int32_t r0, int32_t r1, int32_t c0, int32_t c1,
+                             bool causal, int32_t causal_shift) {
+  // Every column's band covers every row of the tile.
+  const bool lower_covers = t.lts_max <= r0 && t.lte_min >= r1;
+  const bool upper_covers = t.uts_max <= r0 && t.ute_min >= r1;
+  const bool causal_covers = causal && c0 > (r1 - 1) + causal_shift;
+  if (lower_covers || upper_covers || causal_covers) return TileKind::kFullyMasked;
+  // No column's band reaches any row of the tile.
+  const bool lower_clear = t.lts_min >= r1 || t.lte_max <= r0 || t.lts_min >= t.lte_max;
+  const bool upper_clear = t.uts_min >= r1 || t.ute_max <= r0 || t.uts_min >= t.ute_max;
+  const bool causal_clear = !causal || (c1 - 1) <= r0 + causal_shift;
+  if (lower_clear && upper_clear && causal_clear) return TileKind::kUnmasked;
+  return TileKind::kPartial;
+}
+
+FM_HD bool element_masked(const ColumnBounds& c, int32_t row, int32_t col, bool causal,
+                          int32_t causal_shift) {
+  return column_masks_row(c, row) || (causal && col > row + causal_shift);
+}
+
+}  // namespace flashmask

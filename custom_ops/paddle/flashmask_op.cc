@@ -1,0 +1,224 @@
+// Thin Paddle door to the FlashMask core: tensors -> params, shapes, dtypes.
+//
+// Ops (prefixed "pfm_": Paddle itself has a built-in `flashmask_attention`):
+//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset)
+//       -> out [B, Sq, H, D], softmax_lse [B, H, Sq] (fp32)
+//   pfm_flashmask_attention_grad: dq, dk, dv (registered as the grad op)
+//   pfm_flashmask_attention_bwd: the same gradients as a plain op, for callers
+//       that drive the backward themselves (context parallelism).
+// The user-facing checks live in paddle_flashmask/checks.py; the PD_CHECKs
+// here are a backstop for direct callers.
+#include <string>
+#include <vector>
+
+#include "../core/flashmask_api.h"
+#include "paddle/extension.h"
+
+namespace {
+
+using flashmask::BwdParams;
+using flashmask::DType;
+using flashmask::FwdParams;
+
+DType to_core_dtype(paddle::DataType dt) {
+  switch (dt) {
+    case paddle::DataType::FLOAT32: return DType::kFloat32;
+    case paddle::DataType::FLOAT16: return DType::kFloat16;
+    case paddle::DataType::BFLOAT16: return DType::kBFloat16;
+    default: PD_THROW("flashmask_attention: query dtype must be float32, float16 or bfloat16");
+  }
+}
+
+int device_of(const paddle::Tensor& t) {
+  if (t.is_cpu()) return kFlashMaskCPU;
+  PD_CHECK(t.is_gpu(), "flashmask_attention: tensors must live on CPU or GPU");
+  return kFlashMaskCUDA;
+}
+
+void* stream_of(const paddle::Tensor& t) {
+#ifdef PADDLE_WITH_CUDA
+  if (t.is_gpu()) return reinterpret_cast<void*>(t.stream());
+#endif
+  (void)t;
+  return nullptr;
+}
+
+paddle::Tensor contiguous(const paddle::Tensor& t) {
+  return t.is_contiguous() ? t : t.contiguous();
+}
+
+// Row-major [B, S, H, D] strides.
+void set_strides(const paddle::Tensor& t, int64_t* batch, int64_t* row, int64_t* head) {
+  const auto s = t.shape();
+  *head = s[3];
+  *row = s[2] * s[3];
+  *batch = s[1] * s[2] * s[3];
+}
+
+void check_status(int status, const char* what) {
+  PD_CHECK(status == 0, what, ": ", flashmask_last_error());
+}
+
+FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
+                          const paddle::Tensor& v,
+                          const paddle::optional<paddle::Tensor>& startend,
+                          const paddle::Tensor& seed_offset, float dropout, bool causal,
+                          float softmax_scale) {
+  PD_CHECK(q.shape().size() == 4 && k.shape().size() == 4 && v.shape().size() == 4,
+           "flashmask_attention: query, key and value must be 4-D [B, S, H, D]");
+  FwdParams p;
+  p.dtype = to_core_dtype(q.dtype());
+  PD_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+           "flashmask_attention: query, key and value must share one dtype");
+  p.batch = static_cast<int32_t>(q.shape()[0]);
+  p.seqlen_q = static_cast<int32_t>(q.shape()[1]);
+  p.num_heads = static_cast<int32_t>(q.shape()[2]);
+  p.head_dim = static_cast<int32_t>(q.shape()[3]);
+  p.seqlen_k = static_cast<int32_t>(k.shape()[1]);
+  p.num_heads_k = static_cast<int32_t>(k.shape()[2]);
+  PD_CHECK(k.shape() == v.shape(), "flashmask_attention: key and value shapes differ");
+  PD_CHECK(k.shape()[0] == p.batch && k.shape()[3] == p.head_dim,
+           "flashmask_attention: key batch/head_dim differ from query");
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  set_strides(q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride);
+  set_strides(k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride);
+  set_strides(v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride);
+  set_strides(q, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
+  if (startend) {
+    const auto& m = *startend;
+    PD_CHECK(m.dtype() == paddle::DataType::INT32 && m.shape().size() == 4 &&
+                 m.shape()[0] == p.batch && m.shape()[2] == p.seqlen_k,
+             "flashmask_attention: startend_row_indices must be int32 [B, h, Sk, ncols]");
+    p.mask.startend = m.data<int32_t>();
+    p.mask.heads = static_cast<int32_t>(m.shape()[1]);
+    p.mask.ncols = static_cast<int32_t>(m.shape()[3]);
+    p.mask.head_stride = m.shape()[2] * m.shape()[3];
+    p.mask.batch_stride = m.shape()[1] * p.mask.head_stride;
+  }
+  p.causal = causal;
+  p.softmax_scale = softmax_scale;
+  p.dropout_p = dropout;
+  if (dropout > 0.f) {
+    PD_CHECK(seed_offset.is_cpu() && seed_offset.dtype() == paddle::DataType::INT64 &&
+                 seed_offset.numel() == 2,
+             "flashmask_attention: seed_offset must be a CPU int64 tensor of 2 values");
+    const int64_t* so = seed_offset.data<int64_t>();
+    p.seed = static_cast<uint64_t>(so[0]);
+    p.offset = static_cast<uint64_t>(so[1]);
+  }
+  return p;
+}
+
+std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
+                                             const paddle::Tensor& key,
+                                             const paddle::Tensor& value,
+                                             const paddle::optional<paddle::Tensor>& startend,
+                                             const paddle::Tensor& seed_offset, float dropout,
+                                             bool causal, float softmax_scale) {
+  const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
+  paddle::optional<paddle::Tensor> mask;
+  if (startend) mask = contiguous(*startend);
+  FwdParams p = make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
+  auto out = paddle::empty(q.shape(), q.dtype(), q.place());
+  auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
+                           q.place());
+  p.out = out.data();
+  p.softmax_lse = lse.data<float>();
+  check_status(flashmask_fwd(&p, device_of(q), stream_of(q)), "flashmask_attention forward");
+  return {out, lse};
+}
+
+std::vector<paddle::Tensor> FlashMaskBackward(
+    const paddle::Tensor& query, const paddle::Tensor& key, const paddle::Tensor& value,
+    const paddle::optional<paddle::Tensor>& startend, const paddle::Tensor& seed_offset,
+    const paddle::Tensor& out, const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad,
+    float dropout, bool causal, float softmax_scale) {
+  const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
+  const auto o = contiguous(out), dout = contiguous(out_grad), lse = contiguous(softmax_lse);
+  paddle::optional<paddle::Tensor> mask;
+  if (startend) mask = contiguous(*startend);
+  BwdParams p;
+  static_cast<FwdParams&>(p) =
+      make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
+  PD_CHECK(o.shape() == q.shape() && dout.shape() == q.shape() && o.dtype() == q.dtype() &&
+               dout.dtype() == q.dtype(),
+           "flashmask_attention backward: out and out_grad must match query");
+  PD_CHECK(lse.dtype() == paddle::DataType::FLOAT32 && lse.numel() == q.numel() / q.shape()[3],
+           "flashmask_attention backward: softmax_lse must be float32 [B, H, Sq]");
+  auto dq = paddle::empty(q.shape(), q.dtype(), q.place());
+  auto dk = paddle::empty(k.shape(), k.dtype(), k.place());
+  auto dv = paddle::empty(v.shape(), v.dtype(), v.place());
+  p.out = const_cast<void*>(o.data());
+  p.softmax_lse = const_cast<float*>(lse.data<float>());
+  p.dout = dout.data();
+  p.dq = dq.data();
+  p.dk = dk.data();
+  p.dv = dv.data();
+  set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
+  set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
+  set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
+  check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
+  return {dq, dk, dv};
+}
+
+std::vector<std::vector<int64_t>> ForwardInferShape(
+    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
+    const paddle::optional<std::vector<int64_t>>& startend, const std::vector<int64_t>& seed_offset,
+    float dropout, bool causal, float softmax_scale) {
+  return {q, {q[0], q[2], q[1]}};
+}
+
+std::vector<paddle::DataType> ForwardInferDtype(const paddle::DataType& q,
+                                                const paddle::DataType& k,
+                                                const paddle::DataType& v,
+                                                const paddle::optional<paddle::DataType>& startend,
+                                                const paddle::DataType& seed_offset) {
+  return {q, paddle::DataType::FLOAT32};
+}
+
+std::vector<std::vector<int64_t>> BackwardInferShape(
+    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
+    const paddle::optional<std::vector<int64_t>>& startend, const std::vector<int64_t>& seed_offset,
+    const std::vector<int64_t>& out, const std::vector<int64_t>& lse,
+    const std::vector<int64_t>& dout, float dropout, bool causal, float softmax_scale) {
+  return {q, k, v};
+}
+
+std::vector<paddle::DataType> BackwardInferDtype(
+    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
+    const paddle::optional<paddle::DataType>& startend, const paddle::DataType& seed_offset,
+    const paddle::DataType& out, const paddle::DataType& lse, const paddle::DataType& dout) {
+  return {q, k, v};
+}
+
+}  // namespace
+
+#define FLASHMASK_ATTRS {"dropout: float", "causal: bool", "softmax_scale: float"}
+
+PD_BUILD_OP(pfm_flashmask_attention)
+    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset"})
+    .Outputs({"out", "softmax_lse"})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(ForwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(ForwardInferDtype));
+
+PD_BUILD_GRAD_OP(pfm_flashmask_attention)
+    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
+             "out", "softmax_lse", paddle::Grad("out")})
+    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value")})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));
+
+PD_BUILD_OP(pfm_flashmask_attention_bwd)
+    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
+             "out", "softmax_lse", "out_grad"})
+    .Outputs({"query_grad", "key_grad", "value_grad"})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));

@@ -1,0 +1,87 @@
+"""`flashmask_attention`: the signature and semantics of Paddle 3.x's
+`paddle.nn.functional.flashmask_attention`, on our CPU and CUDA kernels."""
+import paddle
+
+from . import checks
+from .raw_ops import attention_forward
+
+
+def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
+                        window_size=None, return_softmax_lse=False, return_seed_offset=False,
+                        fixed_seed_offset=None, rng_name="", training=True, name=None,
+                        softmax_scale=None):
+    """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
+
+    Args:
+        query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 (float32 on CPU too).
+        key, value: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols].
+            For key column j, query row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
+            causal=True:  ncols 1 = [LTS] (LTE = seqlen_q), ncols 2 = [LTS, LTE];
+            causal=False: ncols 2 = [LTS, UTE] (LTE = seqlen_q, UTS = 0),
+                          ncols 4 = [LTS, LTE, UTS, UTE].
+            None: plain (or causal) attention.
+        dropout: probability of dropping an attention weight (training only).
+        causal: also mask key j for row i when j > i + (seqlen_k - seqlen_q).
+        window_size: int or (left, right): sliding-window attention (no startend_row_indices).
+        return_softmax_lse: also return the float32 log-sum-exp [batch, num_heads, seqlen_q]
+            (-inf for rows that see no key; it carries no gradient).
+        return_seed_offset: also return the int64 [2] (seed, offset) the dropout used.
+        fixed_seed_offset: int64 [2] (seed, offset) to reproduce a dropout pattern.
+        rng_name: draw the dropout seed from this named RNG state (fleet's RNG tracker).
+        training: dropout is applied only when True.
+        softmax_scale: defaults to head_dim ** -0.5.
+
+    Returns:
+        out [batch, seqlen_q, num_heads, head_dim], or a list with softmax_lse and/or
+        seed_offset appended, as Paddle does. Rows masked everywhere give 0.
+    """
+    checks.check_attention_inputs(
+        query, key, value, startend_row_indices, dropout=dropout, causal=causal,
+        window_size=window_size, fixed_seed_offset=fixed_seed_offset, rng_name=rng_name,
+        softmax_scale=softmax_scale)
+    if window_size is not None:
+        startend_row_indices = window_startend_row_indices(
+            query.shape[0], query.shape[1], checks.normalize_window(window_size), causal)
+    scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
+    dropout_p = float(dropout) if training else 0.0
+    seed_offset = _seed_offset(fixed_seed_offset, dropout_p, rng_name)
+
+    out, softmax_lse = attention_forward(query, key, value, startend_row_indices, seed_offset,
+                                         dropout_p=dropout_p, causal=causal, softmax_scale=scale)
+    softmax_lse.stop_gradient = True
+
+    outputs = [out]
+    if return_softmax_lse:
+        outputs.append(softmax_lse)
+    if return_seed_offset:
+        outputs.append(seed_offset)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def window_startend_row_indices(batch, seqlen, window, causal):
+    """The startend_row_indices of a sliding window, built as Paddle builds it:
+    key j is seen by rows [j - right, j + left]."""
+    left, right = window
+    lts = paddle.clip(paddle.arange(left + 1, seqlen + left + 1, dtype="int32"), max=seqlen)
+    if causal:
+        idx = lts.reshape([1, 1, seqlen, 1])
+    else:
+        ute = paddle.clip(paddle.arange(-right, seqlen - right, dtype="int32"), min=0)
+        idx = paddle.stack([lts, ute], axis=-1).reshape([1, 1, seqlen, 2])
+    return paddle.tile(idx, [batch, 1, 1, 1])
+
+
+def _seed_offset(fixed_seed_offset, dropout_p, rng_name):
+    if fixed_seed_offset is not None:
+        return fixed_seed_offset
+    if dropout_p == 0.0:
+        return paddle.zeros([2], dtype="int64")
+    if rng_name:
+        from paddle.distributed.fleet.meta_parallel import get_rng_state_tracker
+
+        with get_rng_state_tracker().rng_state(rng_name):
+            seed = paddle.randint(0, 2**62, [1], dtype="int64")
+    else:
+        seed = paddle.randint(0, 2**62, [1], dtype="int64")
+    return paddle.concat([seed, paddle.zeros([1], dtype="int64")])

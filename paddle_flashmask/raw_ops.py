@@ -1,0 +1,23 @@
+"""The custom ops without the user-facing layer: for code that drives the
+forward and backward itself (context parallelism, custom autograd).
+
+No input checks here: call paddle_flashmask.checks first where inputs come
+from users.
+"""
+from ._ops import op
+
+
+def attention_forward(query, key, value, startend_row_indices, seed_offset, *, dropout_p,
+                      causal, softmax_scale):
+    """Returns (out, softmax_lse [B, H, Sq] float32; -inf where a row sees no key)."""
+    return op("pfm_flashmask_attention")(query, key, value, startend_row_indices, seed_offset,
+                                         float(dropout_p), bool(causal), float(softmax_scale))
+
+
+def attention_backward(query, key, value, startend_row_indices, seed_offset, out, softmax_lse,
+                       out_grad, *, dropout_p, causal, softmax_scale):
+    """Returns (dq, dk, dv). `out` and `softmax_lse` may be the merged results of
+    several partial forwards: dS = P * (dP - rowsum(dO * out)) only needs the final ones."""
+    return op("pfm_flashmask_attention_bwd")(query, key, value, startend_row_indices, seed_offset,
+                                             out, softmax_lse, out_grad, float(dropout_p),
+                                             bool(causal), float(softmax_scale))
