@@ -28,7 +28,7 @@ def want_cuda():
     return paddle.is_compiled_with_cuda() and find_cuda_home() is not None
 
 
-cxx_flags = ["-O3", "-fopenmp", "-std=c++17"]
+cxx_flags = ["-O3", "-fopenmp", "-std=c++17", "-ffp-contract=fast"]
 common = dict(
     name="paddle_flashmask._flashmask_ops",
     include_dirs=[os.path.join(HERE, "custom_ops")],

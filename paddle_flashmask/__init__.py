@@ -1,5 +1,38 @@
-"""paddle-flashmask: FlashMask attention for Paddle (CPU and CUDA custom ops)."""
-from .api import flashmask_attention, window_startend_row_indices
+"""paddle-flashmask: FlashMask attention (arXiv 2410.01359) for Paddle and PyTorch.
 
-__all__ = ["flashmask_attention", "window_startend_row_indices"]
+    from paddle_flashmask import flashmask_attention          # Paddle (CPU + CUDA ops)
+    from paddle_flashmask.torch import flashmask_attention    # PyTorch (CUDA), no Paddle needed
+
+Submodules load lazily, so the torch door and the numpy mask builders import
+without Paddle installed.
+"""
+import importlib
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "flashmask_attention": ".api",
+    "window_startend_row_indices": ".api",
+    # numpy mask builders (no Paddle needed)
+    "MaskSpec": ".masks",
+    "causal_document_mask": ".masks",
+    "document_mask": ".masks",
+    "share_question_mask": ".masks",
+    "sliding_window_mask": ".masks",
+    "global_sliding_window_mask": ".masks",
+    "causal_blockwise_mask": ".masks",
+    "prefix_lm_mask": ".masks",
+    "prefix_lm_document_mask": ".masks",
+    "to_dense": ".masks",
+    "from_dense": ".masks",
+    "PAPER_MASKS": ".paper_masks",
+    "make_paper_mask": ".paper_masks",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'paddle_flashmask' has no attribute {name!r}")

@@ -6,6 +6,9 @@ from . import checks
 from .raw_ops import attention_forward
 
 
+# Plain Python under to_static: the checks read static shapes (-1 where unknown)
+# and must not be rewritten into graph control flow.
+@paddle.jit.not_to_static
 def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
                         window_size=None, return_softmax_lse=False, return_seed_offset=False,
                         fixed_seed_offset=None, rng_name="", training=True, name=None,
@@ -81,7 +84,9 @@ def _seed_offset(fixed_seed_offset, dropout_p, rng_name):
         from paddle.distributed.fleet.meta_parallel import get_rng_state_tracker
 
         with get_rng_state_tracker().rng_state(rng_name):
-            seed = paddle.randint(0, 2**62, [1], dtype="int64")
+            words = paddle.randint(0, 2**31 - 1, [2], dtype="int64")
     else:
-        seed = paddle.randint(0, 2**62, [1], dtype="int64")
+        words = paddle.randint(0, 2**31 - 1, [2], dtype="int64")
+    # randint draws below 2^31: two draws make a 62-bit seed; the offset starts at 0.
+    seed = words[0:1] * (2**31) + words[1:2]
     return paddle.concat([seed, paddle.zeros([1], dtype="int64")])

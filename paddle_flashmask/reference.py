@@ -58,11 +58,14 @@ def dense_attention(query, key, value, allowed=None, *, softmax_scale=None, drop
     scores = paddle.matmul(q, k, transpose_y=True) * scale
     if allowed is not None:
         if allowed.shape[1] not in (1, h):
-            allowed = paddle.repeat_interleave(allowed, h // allowed.shape[1], axis=1)
+            allowed = paddle.repeat_interleave(allowed.astype("int32"), h // allowed.shape[1],
+                                               axis=1).astype("bool")
         scores = paddle.where(allowed, scores, paddle.full_like(scores, float("-inf")))
     row_max = scores.max(axis=-1, keepdim=True)
     safe_max = paddle.where(paddle.isinf(row_max), paddle.zeros_like(row_max), row_max)
     e = paddle.exp(scores - safe_max)
+    # Paddle's CPU exp(-inf) is ~1e-38, not 0: zero masked scores explicitly.
+    e = paddle.where(paddle.isinf(scores), paddle.zeros_like(e), e)
     denom = e.sum(axis=-1, keepdim=True)
     probs = e / paddle.where(denom > 0, denom, paddle.ones_like(denom))
     lse = (paddle.log(denom) + safe_max).squeeze(-1)

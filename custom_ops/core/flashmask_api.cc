@@ -69,6 +69,24 @@ extern "C" int flashmask_bwd(const flashmask::BwdParams* params, int device, voi
   });
 }
 
+extern "C" size_t flashmask_fwd_workspace_size(const flashmask::FwdParams* params, int device) {
+#if defined(FLASHMASK_WITH_CUDA)
+  if (device == kFlashMaskCUDA) return flashmask::cuda::fwd_workspace_size(*params);
+#endif
+  (void)params;
+  (void)device;
+  return 0;
+}
+
+extern "C" size_t flashmask_bwd_workspace_size(const flashmask::BwdParams* params, int device) {
+#if defined(FLASHMASK_WITH_CUDA)
+  if (device == kFlashMaskCUDA) return flashmask::cuda::bwd_workspace_size(*params);
+#endif
+  (void)params;
+  (void)device;
+  return 0;
+}
+
 extern "C" const char* flashmask_last_error(void) { return g_last_error.c_str(); }
 
 extern "C" int flashmask_has_cuda(void) {

@@ -44,6 +44,14 @@ struct FwdParams {
 
   float dropout_p = 0.f;  // 0 disables dropout
   uint64_t seed = 0, offset = 0;
+  // GPU: when set, (seed, offset) are read from this device int64[2] instead
+  // (so the call can be captured in a CUDA graph).
+  const int64_t* seed_offset_dev = nullptr;
+
+  // GPU scratch the door allocates: flashmask_{fwd,bwd}_workspace_size()
+  // bytes on the device (ignored on the CPU). Kernels never allocate.
+  void* workspace = nullptr;
+  uint64_t workspace_bytes = 0;
 
   int32_t num_threads = 0;  // CPU only; 0 = library default
 };

@@ -14,7 +14,7 @@
 #include "flashmask_cpu.h"
 #include "score_tile.h"
 #include "tensor_io.h"
-#include "tile_gemm.h"
+#include "tile_math.h"
 
 namespace flashmask {
 namespace cpu {
@@ -51,7 +51,7 @@ void probs_and_dscores(const BwdParams& p, const MaskTiles& tiles, BwdScratch& w
       std::fill(row, row + kBlockN, 0.f);
       continue;
     }
-    for (int c = 0; c < kBlockN; ++c) row[c] = std::exp(row[c] - lse);
+    exp_shifted(row, kBlockN, lse);
   }
   std::copy(w.p.begin(), w.p.end(), w.p_drop.begin());
   std::fill(w.dp.begin(), w.dp.end(), 0.f);

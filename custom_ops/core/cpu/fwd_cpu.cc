@@ -9,7 +9,7 @@
 #include "flashmask_cpu.h"
 #include "score_tile.h"
 #include "tensor_io.h"
-#include "tile_gemm.h"
+#include "tile_math.h"
 
 namespace flashmask {
 namespace cpu {
@@ -33,13 +33,7 @@ inline float softmax_update(float* s, int cols_pad, float& row_max, float& row_s
     return 1.f;
   }
   const float alpha = row_max == kNegInf ? 0.f : std::exp(row_max - new_max);
-  float sum = 0.f;
-  for (int c = 0; c < cols_pad; ++c) {
-    const float e = std::exp(s[c] - new_max);  // exp(-inf) = 0 for masked
-    s[c] = e;
-    sum += e;
-  }
-  row_sum = row_sum * alpha + sum;
+  row_sum = row_sum * alpha + exp_shifted(s, cols_pad, new_max);  // masked (-inf) -> 0
   row_max = new_max;
   return alpha;
 }

@@ -1,4 +1,7 @@
-// A small fp32 GEMM for the CPU kernel's tiles:
+// The CPU kernel's inner loops, compiled once per ISA level (target_clones):
+// a small fp32 GEMM and a vectorised exp.
+//
+// GEMM:
 //     C[m][n] += sum_k A(m, k) * B[k][n],   A(m, k) = A[m * a_row + k * a_col]
 // The strided A covers every product attention needs (QK^T, PV, dO V^T, dS K,
 // P^T dO, dS^T Q) with B and C row-major. M % 4 == 0, N % 16 == 0: tile
@@ -17,6 +20,10 @@ inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 void gemm_acc(int M, int N, int K, const float* A, int64_t a_row, int64_t a_col, const float* B,
               int64_t ldb, float* C, int64_t ldc);
+
+// x[i] = exp(x[i] - shift) for i < n (n % 8 == 0); exp(-inf) is exactly 0.
+// Relative error ~2e-7. Returns the sum of the results.
+float exp_shifted(float* x, int n, float shift);
 
 }  // namespace cpu
 }  // namespace flashmask

@@ -1,0 +1,63 @@
+"""Dropout: exact against the dense reference with the same Philox keep
+pattern, and reproducible through (seed, offset)."""
+import numpy as np
+import paddle
+
+import paddle_flashmask as pfm
+from attention_cases import random_qkv, random_startend, rel_err
+from paddle_flashmask.philox import dropout_keep_mask
+from paddle_flashmask.reference import dense_allowed, dense_attention
+
+P = 0.3
+
+
+def seed_offset(seed, offset):
+    return paddle.to_tensor(np.array([seed, offset], dtype=np.int64))
+
+
+def test_dropout_matches_reference_fwd_and_grads():
+    b, s, h, hk, d = 2, 77, 4, 2, 32
+    q, k, v = random_qkv(b, s, s, h, hk, d)
+    startend = random_startend(np.random.default_rng(0), b, 1, s, s, True, 2)
+    so = seed_offset(2**40 + 12345, 7)
+    out = pfm.flashmask_attention(q, k, v, startend, causal=True, dropout=P, fixed_seed_offset=so)
+    keep = dropout_keep_mask(2**40 + 12345, 7, b, h, s, s, P)
+    assert abs(keep.mean() - (1 - P)) < 0.01
+    ref, _ = dense_attention(q, k, v, dense_allowed(startend, True, s, s),
+                             dropout_keep=paddle.to_tensor(keep), dropout=P)
+    assert rel_err(out, ref) <= 1e-5
+    dout = paddle.randn(out.shape)
+    for g, rg in zip(paddle.grad([out], [q, k, v], [dout]), paddle.grad([ref], [q, k, v], [dout])):
+        assert rel_err(g, rg) <= 1e-4
+
+
+def test_same_seed_same_result_and_returned_seed_reproduces():
+    q, k, v = random_qkv(1, 64, 64, 2, 2, 16)
+    out1, so = pfm.flashmask_attention(q, k, v, dropout=0.5, return_seed_offset=True)
+    out2 = pfm.flashmask_attention(q, k, v, dropout=0.5, fixed_seed_offset=so)
+    out3 = pfm.flashmask_attention(q, k, v, dropout=0.5)  # fresh seed
+    assert float((out1 - out2).abs().max()) == 0.0
+    assert float((out1 - out3).abs().max()) > 0.0
+
+
+def test_paddle_seed_makes_runs_reproducible():
+    q, k, v = random_qkv(1, 40, 40, 2, 2, 16)
+    paddle.seed(99)
+    a = pfm.flashmask_attention(q, k, v, dropout=0.2)
+    paddle.seed(99)
+    b = pfm.flashmask_attention(q, k, v, dropout=0.2)
+    assert float((a - b).abs().max()) == 0.0
+
+
+def test_no_dropout_outside_training():
+    q, k, v = random_qkv(1, 40, 40, 2, 2, 16)
+    plain = pfm.flashmask_attention(q, k, v, causal=True)
+    evaluated = pfm.flashmask_attention(q, k, v, causal=True, dropout=0.5, training=False)
+    assert float((plain - evaluated).abs().max()) == 0.0
+
+
+def test_offset_changes_pattern():
+    q, k, v = random_qkv(1, 40, 40, 2, 2, 16)
+    a = pfm.flashmask_attention(q, k, v, dropout=0.5, fixed_seed_offset=seed_offset(5, 0))
+    b = pfm.flashmask_attention(q, k, v, dropout=0.5, fixed_seed_offset=seed_offset(5, 64))
+    assert float((a - b).abs().max()) > 0.0

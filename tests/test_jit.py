@@ -1,0 +1,51 @@
+"""The op under paddle.jit.to_static (forward and backward) and through
+paddle.jit.save / paddle.jit.load."""
+import os
+
+import numpy as np
+import paddle
+
+import paddle_flashmask as pfm
+
+
+class PackedAttention(paddle.nn.Layer):
+    def __init__(self, hidden=32, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv = paddle.nn.Linear(hidden, 3 * hidden)
+
+    def forward(self, x, startend_row_indices):
+        b, s, hidden = x.shape
+        q, k, v = self.qkv(x).reshape([b, s, 3, self.heads, hidden // self.heads]).unbind(axis=2)
+        out = pfm.flashmask_attention(q, k, v, startend_row_indices, causal=True)
+        return out.reshape([b, s, hidden])
+
+
+def doc_mask(batch, s, doc):
+    ends = (np.arange(s) // doc + 1) * doc
+    return paddle.to_tensor(np.broadcast_to(np.minimum(ends, s).reshape(1, 1, s, 1),
+                                            (batch, 1, s, 1)).astype(np.int32))
+
+
+def test_to_static_matches_dygraph_fwd_and_grads(tmp_path):
+    paddle.seed(0)
+    layer = PackedAttention()
+    x, idx = paddle.randn([2, 40, 32]), doc_mask(2, 40, 13)
+    eager = layer(x, idx)
+    eager.sum().backward()
+    eager_grad = layer.qkv.weight.grad.clone()
+    layer.clear_gradients()
+
+    spec = [paddle.static.InputSpec([None, 40, 32], "float32"),
+            paddle.static.InputSpec([None, 1, 40, 1], "int32")]
+    static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
+    out = static(x, idx)
+    out.sum().backward()
+    assert float((out - eager).abs().max()) < 1e-6
+    assert float((layer.qkv.weight.grad - eager_grad).abs().max()) < 1e-5
+
+    path = os.path.join(str(tmp_path), "packed_attention")
+    paddle.jit.save(static, path)
+    loaded = paddle.jit.load(path)
+    x2, idx2 = paddle.randn([3, 40, 32]), doc_mask(3, 40, 7)
+    assert float((loaded(x2, idx2) - layer(x2, idx2)).abs().max()) < 1e-6
