@@ -61,7 +61,9 @@ def dense_attention(query, key, value, allowed=None, *, softmax_scale=None, drop
             allowed = paddle.repeat_interleave(allowed.astype("int32"), h // allowed.shape[1],
                                                axis=1).astype("bool")
         scores = paddle.where(allowed, scores, paddle.full_like(scores, float("-inf")))
-    row_max = scores.max(axis=-1, keepdim=True)
+    # The shift carries no gradient (softmax is shift invariant); detaching it also
+    # avoids Paddle's very slow CPU max backward.
+    row_max = scores.max(axis=-1, keepdim=True).detach()
     safe_max = paddle.where(paddle.isinf(row_max), paddle.zeros_like(row_max), row_max)
     e = paddle.exp(scores - safe_max)
     # Paddle's CPU exp(-inf) is ~1e-38, not 0: zero masked scores explicitly.
