@@ -20,13 +20,18 @@ from paddle_flashmask.distributed.pair_counts import visible_keys_per_row
 from paddle_flashmask.masks import to_dense
 from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKER = os.path.join(REPO, "tests", "dist_worker.py")
+import paddle_flashmask
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(TESTS, "dist_worker.py")
+# The workers import the same paddle_flashmask this process imported (the
+# installed package in CI, the source tree with an in-place build in development).
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(paddle_flashmask.__file__)))
 LAUNCH_TIMEOUT_S = 240
 
 
 def _launch(nproc, log_dir):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc),
            "--log_dir", str(log_dir), WORKER]
     proc = subprocess.Popen(cmd, cwd=str(log_dir), env=env, stdout=subprocess.PIPE,
