@@ -6,7 +6,7 @@ batch 1, seed 0) at S = 128K ... 1M and 8 / 64 ranks: the unmasked
 for balance_shards (default chunking: 8 chunks per rank). Then the bytes
 each strategy sends per rank for one attention layer (forward + backward).
 
-    PYTHONPATH=. python benchmarks/cp_balance.py [--out benchmarks/cp_balance.md]
+    PYTHONPATH=. python benchmarks/cp_balance.py [--out FILE]
 """
 import argparse
 import datetime
@@ -15,6 +15,8 @@ import time
 
 from paddle_flashmask.distributed.balance import balance_shards, contiguous_plan
 from paddle_flashmask.paper_masks import make_paper_mask
+
+from results import update_section
 
 SEQLENS = (1 << 17, 1 << 18, 1 << 19, 1 << 20)
 WORLDS = (8, 64)
@@ -50,7 +52,7 @@ def traffic_bytes(seqlen, world):
 
 def render(rows, command):
     lines = [
-        "# Context-parallel load balance (benchmarks/cp_balance.py)",
+        "## Context-parallel load balance (benchmarks/cp_balance.py)",
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}. "
         f"Command: `{command}`. Computed from the masks (no processes, no kernels).",
@@ -69,7 +71,7 @@ def render(rows, command):
                      f"{strategy} | {chunk} | {seconds * 1e3:.0f} ms |")
     lines += [
         "",
-        f"## Bytes sent per rank per attention layer (fwd + bwd), {KV_HEADS} KV heads x "
+        f"### Bytes sent per rank per attention layer (fwd + bwd), {KV_HEADS} KV heads x "
         f"{HEAD_DIM}, bf16 K/V, fp32 dK/dV",
         "",
         "all_gather: K/V gathered in the forward and again in the backward, dK/dV "
@@ -91,10 +93,11 @@ def render(rows, command):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="also write the markdown table here")
+    parser.add_argument("--out", help="also write the markdown here (it always goes to RESULTS.md)")
     args = parser.parse_args()
     text = render(balance_rows(), "PYTHONPATH=. python " + " ".join(sys.argv))
     print(text)
+    update_section("cp_balance", text)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)

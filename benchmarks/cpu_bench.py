@@ -3,7 +3,7 @@
 share-question masks. Each measurement runs in a fresh process so its peak
 memory is its own.
 
-    python benchmarks/cpu_bench.py [--seqlens 1024 2048 4096 8192] [--out benchmarks/cpu_bench.md]
+    python benchmarks/cpu_bench.py [--seqlens 1024 2048 4096 8192]
 
 Reports forward and forward+backward time (median of --repeat) and the peak
 extra resident memory of one forward+backward over the inputs' footprint.
@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from results import update_section
 
 MASKS = ("causal", "causal_document", "share_question")
 
@@ -100,7 +102,7 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--head_dim", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--out", default=None, help="write the markdown table here")
+    ap.add_argument("--out", help="also write the markdown here (it always goes to RESULTS.md)")
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -119,7 +121,7 @@ def main():
 
     cmd = "python benchmarks/cpu_bench.py " + " ".join(sys.argv[1:])
     lines = [
-        f"### CPU: FlashMask op vs dense-masked reference ({datetime.date.today()})",
+        f"## CPU: FlashMask op vs dense-masked reference ({datetime.date.today()})",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"B=1, H={args.heads}, D={args.head_dim}, fp32; median of {args.repeat}. Command: `{cmd.strip()}`",
@@ -136,6 +138,7 @@ def main():
             f"{dn['peak_extra_mib']:.1f} |")
     table = "\n".join(lines) + "\n"
     print(table)
+    update_section("cpu_op", table)
     if args.out:
         with open(args.out, "w") as f:
             f.write(table)

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from results import update_section
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 try:
     import paddle_flashmask  # noqa: F401
@@ -129,7 +131,7 @@ def report(results, log, budget_gib, command, minutes):
                    key=lambda p: p["seqlen"], default=None)
         row[flash_mask] = (lo, hi, best)
     lines = [
-        f"# Llama training step: longest packed sequence in {budget_gib:g} GiB (CPU)",
+        f"## Llama training step: longest packed sequence in {budget_gib:g} GiB (CPU)",
         "",
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {machine()}",
@@ -167,7 +169,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget_gib", type=float, default=2.0)
     parser.add_argument("--start", type=int, default=2048, help="first S probed")
-    parser.add_argument("--out", default=os.path.join(HERE, "llama_memory.md"))
+    parser.add_argument("--out", help="also write the markdown here (it always goes to RESULTS.md)")
     parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)  # child mode: S
     parser.add_argument("--flash_mask", action=argparse.BooleanOptionalAction, default=True,
                         help=argparse.SUPPRESS)
@@ -179,8 +181,10 @@ def main():
         results[flash_mask] = longest_fitting(flash_mask, budget, args.start, log)
     command = " ".join(["python benchmarks/llama_memory.py", *sys.argv[1:]])
     text = report(results, log, args.budget_gib, command, (time.time() - started) / 60)
-    with open(args.out, "w") as f:
-        f.write(text)
+    update_section("llama_memory", text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
     print(text)
 
 

@@ -24,6 +24,16 @@ from common.packing import read_jsonl  # noqa: E402
 from common.preference_data import encode, preference_batches  # noqa: E402
 from common.tokenizer import ByteTokenizer  # noqa: E402
 
+from paddle_flashmask.integrations import paddleformers as pf_flashmask  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def restore_attention_registry():
+    """The examples register our op with paddleformers; leave its registry as found."""
+    yield
+    pf_flashmask.disable()
+
+
 SMALL = ["--max_steps", "8", "--max_seq_len", "128", "--batch_size", "2", "--device", "cpu"]
 
 

@@ -77,7 +77,9 @@ def restore_registry():
 
 
 def test_enable_registers_and_disable_restores():
+    pf_flashmask.disable()  # start from paddleformers' own registry, whatever ran before
     builtin = AttentionInterface._global_mapping["flashmask"]
+    assert builtin is not pf_flashmask.flashmask_attention_forward
     pf_flashmask.enable()
     pf_flashmask.enable()  # idempotent: disable() must still find the built-in
     assert ALL_ATTENTION_FUNCTIONS["flashmask"] is pf_flashmask.flashmask_attention_forward
