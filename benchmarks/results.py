@@ -19,3 +19,11 @@ def update_section(name, markdown, path=RESULTS):
         text = text.rstrip() + "\n\n" + block + "\n"
     with open(path, "w") as f:
         f.write(text)
+
+
+if __name__ == "__main__":  # merge a section produced elsewhere (e.g. on the device machine)
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python benchmarks/results.py SECTION_NAME MARKDOWN_FILE")
+    update_section(sys.argv[1], open(sys.argv[2]).read())

@@ -8,6 +8,7 @@
 //       that drive the backward themselves (context parallelism).
 // The user-facing checks live in paddle_flashmask/checks.py; the PD_CHECKs
 // here are a backstop for direct callers.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,21 @@ void set_strides(const paddle::Tensor& t, int64_t* batch, int64_t* row, int64_t*
   *head = s[3];
   *row = s[2] * s[3];
   *batch = s[1] * s[2] * s[3];
+}
+
+// Device scratch the kernels need (mask tile bounds, delta, fp32 dQ), from
+// Paddle's allocator; empty on the CPU. Keep the returned tensor alive.
+paddle::Tensor attach_workspace(FwdParams* p, size_t bytes, const paddle::Tensor& like) {
+  if (bytes == 0) return paddle::Tensor();
+  auto ws = paddle::empty({static_cast<int64_t>(bytes)}, paddle::DataType::UINT8, like.place());
+  p->workspace = ws.data();
+  p->workspace_bytes = bytes;
+  return ws;
+}
+
+bool deterministic_from_env() {
+  const char* v = std::getenv("FLASHMASK_DETERMINISTIC");
+  return v != nullptr && std::string(v) == "1";
 }
 
 void check_status(int status, const char* what) {
@@ -101,12 +117,16 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   p.softmax_scale = softmax_scale;
   p.dropout_p = dropout;
   if (dropout > 0.f) {
-    PD_CHECK(seed_offset.is_cpu() && seed_offset.dtype() == paddle::DataType::INT64 &&
-                 seed_offset.numel() == 2,
-             "flashmask_attention: seed_offset must be a CPU int64 tensor of 2 values");
-    const int64_t* so = seed_offset.data<int64_t>();
-    p.seed = static_cast<uint64_t>(so[0]);
-    p.offset = static_cast<uint64_t>(so[1]);
+    PD_CHECK(seed_offset.dtype() == paddle::DataType::INT64 && seed_offset.numel() == 2,
+             "flashmask_attention: seed_offset must be an int64 tensor of 2 values");
+    if (seed_offset.is_gpu()) {  // read by the kernels: graph-capture safe
+      PD_CHECK(q.is_gpu(), "flashmask_attention: seed_offset on the GPU but query on the CPU");
+      p.seed_offset_dev = seed_offset.data<int64_t>();
+    } else {
+      const int64_t* so = seed_offset.data<int64_t>();
+      p.seed = static_cast<uint64_t>(so[0]);
+      p.offset = static_cast<uint64_t>(so[1]);
+    }
   }
   return p;
 }
@@ -126,6 +146,7 @@ std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
                            q.place());
   p.out = out.data();
   p.softmax_lse = lse.data<float>();
+  const auto ws = attach_workspace(&p, flashmask_fwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_fwd(&p, device_of(q), stream_of(q)), "flashmask_attention forward");
   return {out, lse};
 }
@@ -159,6 +180,8 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
+  p.deterministic = deterministic_from_env();
+  const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
   return {dq, dk, dv};
 }

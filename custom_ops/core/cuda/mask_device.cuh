@@ -1,0 +1,109 @@
+// Device side of the FlashMask column semantics: which mask head serves a
+// query head, the per-tile bounds (from the preprocessing workspace, or the
+// constant "no mask" bounds), the element test, and the CTA-wide compaction
+// of the tiles a CTA must visit (fully masked tiles never enter the list, so
+// they cost no loads and no math).
+#pragma once
+
+#include "../flashmask_params.h"
+#include "../mask_bounds.h"
+#include "warp_gemm.cuh"
+
+namespace flashmask {
+namespace cuda {
+
+__device__ __forceinline__ int mask_head_of(const FwdParams& p, int h) {
+  if (p.mask.heads <= 1) return 0;
+  if (p.mask.heads == p.num_heads) return h;
+  return h / (p.num_heads / p.num_heads_k);
+}
+
+// Bounds of a column when there is no mask tensor: both bands empty.
+__device__ __forceinline__ TileBounds no_mask_bounds(int sq) {
+  return TileBounds{sq, sq, sq, sq, 0, 0, 0, 0};
+}
+
+struct MaskCols {
+  const int32_t* col0;  // column 0 of this (batch, mask head); nullptr: no mask tensor
+  int ncols, seqlen_q, seqlen_k, shift;
+  bool causal;
+
+  __device__ __forceinline__ ColumnBounds column(int j) const {
+    if (col0 == nullptr) return ColumnBounds{seqlen_q, seqlen_q, 0, 0};
+    return decode_column(col0 + static_cast<int64_t>(j) * ncols, ncols, causal, seqlen_q);
+  }
+  // Key j (must be < seqlen_k for the column read) masked for row i.
+  __device__ __forceinline__ bool masked(const ColumnBounds& c, int i, int j) const {
+    return j >= seqlen_k || element_masked(c, i, j, causal, shift);
+  }
+};
+
+__device__ __forceinline__ MaskCols mask_cols(const FwdParams& p, int b, int hm) {
+  MaskCols m;
+  m.col0 = p.mask.ncols > 0 ? p.mask.startend + b * p.mask.batch_stride + hm * p.mask.head_stride
+                            : nullptr;
+  m.ncols = p.mask.ncols;
+  m.seqlen_q = p.seqlen_q;
+  m.seqlen_k = p.seqlen_k;
+  m.shift = p.seqlen_k - p.seqlen_q;
+  m.causal = p.causal;
+  return m;
+}
+
+// Kind of the (rows [r0, r1), keys [c0, c0 + width)) tile; a tile that runs
+// past seqlen_k is never "unmasked" (its padding columns must be masked).
+__device__ __forceinline__ int tile_kind(const TileBounds& t, int r0, int r1, int c0,
+                                         const FwdParams& p, int width = kBlockN) {
+  const int c1 = min(c0 + width, p.seqlen_k);
+  TileKind k = classify_tile(t, r0, r1, c0, c1, p.causal, p.seqlen_k - p.seqlen_q);
+  if (k == TileKind::kUnmasked && c0 + width > p.seqlen_k) k = TileKind::kPartial;
+  return static_cast<int>(k);
+}
+
+// Bounds of key tiles [n0, n0 + count) of 64 keys merged (count tiles exist
+// only below n_tiles_k).
+__device__ __forceinline__ TileBounds merged_bounds(const TileBounds* tb, int n0, int count,
+                                                    int n_tiles_k) {
+  TileBounds t = tb[n0];
+  for (int n = n0 + 1; n < n0 + count && n < n_tiles_k; ++n) {
+    const TileBounds u = tb[n];
+    t.lts_min = min(t.lts_min, u.lts_min);
+    t.lts_max = max(t.lts_max, u.lts_max);
+    t.lte_min = min(t.lte_min, u.lte_min);
+    t.lte_max = max(t.lte_max, u.lte_max);
+    t.uts_min = min(t.uts_min, u.uts_min);
+    t.uts_max = max(t.uts_max, u.uts_max);
+    t.ute_min = min(t.ute_min, u.ute_min);
+    t.ute_max = max(t.ute_max, u.ute_max);
+  }
+  return t;
+}
+
+// list[0 .. return) = (index << 2 | kind) of every index in [lo, hi) whose
+// kind(index) is not fully masked, ascending. All kThreads threads call it;
+// `scratch` holds NTHREADS / 32 ints of shared memory. Ends with a barrier.
+template <int NTHREADS = kThreads, typename KindFn>
+__device__ int compact_tiles(int lo, int hi, KindFn kind_of, int* list, int* scratch) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  int total = 0;
+  for (int base = lo; base < hi; base += NTHREADS) {
+    const int idx = base + tid;
+    const int kind = idx < hi ? kind_of(idx) : 0;
+    const unsigned ballot = __ballot_sync(0xffffffffu, kind != 0);
+    if (lane == 0) scratch[warp] = __popc(ballot);
+    __syncthreads();
+    int before = 0, chunk = 0;
+#pragma unroll
+    for (int w = 0; w < NTHREADS / 32; ++w) {
+      before += w < warp ? scratch[w] : 0;
+      chunk += scratch[w];
+    }
+    if (kind != 0) list[total + before + __popc(ballot & ((1u << lane) - 1u))] = (idx << 2) | kind;
+    total += chunk;
+    __syncthreads();
+  }
+  return total;
+}
+
+}  // namespace cuda
+}  // namespace flashmask

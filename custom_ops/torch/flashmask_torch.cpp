@@ -1,0 +1,188 @@
+// Thin PyTorch door to the FlashMask core: torch tensors -> FwdParams /
+// BwdParams -> the C ABI (flashmask_api.h). Workspace, seed/offset and stream
+// come from torch; the kernels never see a torch type.
+#include <torch/extension.h>
+
+#ifdef FLASHMASK_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <optional>
+#include <vector>
+
+#include "core/flashmask_api.h"
+
+namespace {
+
+using flashmask::BwdParams;
+using flashmask::DType;
+using flashmask::FwdParams;
+
+DType core_dtype(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kHalf: return DType::kFloat16;
+    case at::kBFloat16: return DType::kBFloat16;
+    default: TORCH_CHECK(false, "flashmask_attention: query dtype must be float32, float16 or bfloat16");
+  }
+}
+
+at::Tensor last_dim_contiguous(const at::Tensor& t) {
+  if (t.stride(-1) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0)
+    return t;
+  return t.contiguous();
+}
+
+void strides_of(const at::Tensor& t, int64_t* batch, int64_t* row, int64_t* head) {
+  *batch = t.stride(0);
+  *row = t.stride(1);
+  *head = t.stride(2);
+}
+
+int core_device_of(const at::Tensor& t) { return t.is_cuda() ? kFlashMaskCUDA : kFlashMaskCPU; }
+
+void* stream_of(const at::Tensor& t) {
+#ifdef FLASHMASK_TORCH_CUDA
+  if (t.is_cuda()) return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+#endif
+  return nullptr;
+}
+
+void check_status(int status, const char* what) {
+  TORCH_CHECK(status == 0, what, ": ", flashmask_last_error());
+}
+
+FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& seed_offset,
+                      double dropout, bool causal, double scale) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "q, k, v must be 4-D [B, S, H, D]");
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+              "q, k, v must share one dtype");
+  TORCH_CHECK(k.sizes() == v.sizes(), "key and value shapes differ");
+  TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "q, k, v on different devices");
+  FwdParams p;
+  p.dtype = core_dtype(q);
+  p.batch = static_cast<int32_t>(q.size(0));
+  p.seqlen_q = static_cast<int32_t>(q.size(1));
+  p.num_heads = static_cast<int32_t>(q.size(2));
+  p.head_dim = static_cast<int32_t>(q.size(3));
+  p.seqlen_k = static_cast<int32_t>(k.size(1));
+  p.num_heads_k = static_cast<int32_t>(k.size(2));
+  TORCH_CHECK(k.size(0) == p.batch && k.size(3) == p.head_dim, "key batch/head_dim differ from query");
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  strides_of(q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride);
+  strides_of(k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride);
+  strides_of(v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride);
+  if (mask) {
+    const at::Tensor& m = *mask;
+    TORCH_CHECK(m.scalar_type() == at::kInt && m.dim() == 4 && m.size(0) == p.batch &&
+                    m.size(2) == p.seqlen_k && m.is_contiguous() && m.device() == q.device(),
+                "startend_row_indices must be contiguous int32 [B, h, Sk, ncols] on q's device");
+    p.mask.startend = m.data_ptr<int32_t>();
+    p.mask.heads = static_cast<int32_t>(m.size(1));
+    p.mask.ncols = static_cast<int32_t>(m.size(3));
+    p.mask.head_stride = m.size(2) * m.size(3);
+    p.mask.batch_stride = m.size(1) * p.mask.head_stride;
+  }
+  p.causal = causal;
+  p.softmax_scale = static_cast<float>(scale);
+  p.dropout_p = static_cast<float>(dropout);
+  if (dropout > 0.0) {
+    TORCH_CHECK(seed_offset.has_value() && seed_offset->scalar_type() == at::kLong &&
+                    seed_offset->numel() == 2 && seed_offset->is_contiguous(),
+                "seed_offset must be a contiguous int64 tensor of 2 values");
+    if (seed_offset->is_cuda()) {
+      TORCH_CHECK(q.is_cuda(), "seed_offset on the GPU but q on the CPU");
+      p.seed_offset_dev = seed_offset->data_ptr<int64_t>();
+    } else {
+      const int64_t* so = seed_offset->data_ptr<int64_t>();
+      p.seed = static_cast<uint64_t>(so[0]);
+      p.offset = static_cast<uint64_t>(so[1]);
+    }
+  }
+  return p;
+}
+
+std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                                const std::optional<at::Tensor>& mask,
+                                const std::optional<at::Tensor>& seed_offset, double dropout,
+                                bool causal, double scale) {
+#ifdef FLASHMASK_TORCH_CUDA
+  c10::OptionalDeviceGuard guard(query.device());
+#endif
+  const at::Tensor q = last_dim_contiguous(query), k = last_dim_contiguous(key),
+                   v = last_dim_contiguous(value);
+  FwdParams p = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
+  p.out = out.data_ptr();
+  strides_of(out, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
+  p.softmax_lse = lse.data_ptr<float>();
+  const int dev = core_device_of(q);
+  const size_t ws_bytes = flashmask_fwd_workspace_size(&p, dev);
+  at::Tensor ws;
+  if (ws_bytes > 0) {
+    ws = at::empty({static_cast<int64_t>(ws_bytes)}, q.options().dtype(at::kByte));
+    p.workspace = ws.data_ptr();
+    p.workspace_bytes = ws_bytes;
+  }
+  check_status(flashmask_fwd(&p, dev, stream_of(q)), "flashmask_attention forward");
+  return {out, lse};
+}
+
+std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                                 const std::optional<at::Tensor>& mask,
+                                 const std::optional<at::Tensor>& seed_offset, const at::Tensor& out_,
+                                 const at::Tensor& lse_, const at::Tensor& dout_, double dropout,
+                                 bool causal, double scale, bool deterministic) {
+#ifdef FLASHMASK_TORCH_CUDA
+  c10::OptionalDeviceGuard guard(query.device());
+#endif
+  const at::Tensor q = last_dim_contiguous(query), k = last_dim_contiguous(key),
+                   v = last_dim_contiguous(value);
+  // out and dout share one set of strides in the params.
+  const at::Tensor o = out_.contiguous(), dout = dout_.contiguous(), lse = lse_.contiguous();
+  BwdParams p;
+  static_cast<FwdParams&>(p) = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
+  TORCH_CHECK(o.sizes() == q.sizes() && dout.sizes() == q.sizes() &&
+                  o.scalar_type() == q.scalar_type() && dout.scalar_type() == q.scalar_type(),
+              "out and dout must match query");
+  TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.numel() == q.numel() / q.size(3),
+              "softmax_lse must be float32 [B, H, Sq]");
+  at::Tensor dq = at::empty(q.sizes(), q.options());
+  at::Tensor dk = at::empty(k.sizes(), k.options());
+  at::Tensor dv = at::empty(v.sizes(), v.options());
+  p.out = const_cast<void*>(o.data_ptr());
+  strides_of(o, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
+  p.softmax_lse = const_cast<float*>(lse.data_ptr<float>());
+  p.dout = dout.data_ptr();
+  p.dq = dq.data_ptr();
+  p.dk = dk.data_ptr();
+  p.dv = dv.data_ptr();
+  strides_of(dq, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
+  strides_of(dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
+  strides_of(dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
+  p.deterministic = deterministic;
+  const int dev = core_device_of(q);
+  const size_t ws_bytes = flashmask_bwd_workspace_size(&p, dev);
+  at::Tensor ws;
+  if (ws_bytes > 0) {
+    ws = at::empty({static_cast<int64_t>(ws_bytes)}, q.options().dtype(at::kByte));
+    p.workspace = ws.data_ptr();
+    p.workspace_bytes = ws_bytes;
+  }
+  check_status(flashmask_bwd(&p, dev, stream_of(q)), "flashmask_attention backward");
+  return {dq, dk, dv};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "FlashMask attention core (C ABI) for PyTorch tensors";
+  m.def("forward", &forward, "FlashMask forward -> (out, softmax_lse)");
+  m.def("backward", &backward, "FlashMask backward -> (dq, dk, dv)");
+  m.def("has_cuda", []() { return flashmask_has_cuda() != 0; });
+}

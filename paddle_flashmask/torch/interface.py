@@ -1,0 +1,193 @@
+"""`flashmask_attention` for torch tensors: the semantics of the Paddle API
+(paddle_flashmask.api), with input checks that name the bad argument."""
+import math
+import os
+
+import torch
+
+from ._function import FlashMaskFunction
+
+CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
+MAX_CPU_HEAD_DIM = 512
+MASK_COLUMNS = {True: (1, 2), False: (2, 4)}
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
+                        window_size=None, return_softmax_lse=False, return_seed_offset=False,
+                        fixed_seed_offset=None, training=True, softmax_scale=None,
+                        deterministic=None):
+    """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
+
+    Args:
+        query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 on CUDA
+            (float32 too on the CPU); head_dim in 64, 96, 128, 192, 256 on CUDA.
+        key, value: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols];
+            for key column j, row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
+            causal: ncols 1 = [LTS] (LTE = seqlen_q), 2 = [LTS, LTE];
+            non-causal: ncols 2 = [LTS, UTE] (LTE = seqlen_q, UTS = 0), 4 = [LTS, LTE, UTS, UTE].
+        dropout: probability of dropping an attention weight (when training).
+        causal: also mask key j for row i when j > i + (seqlen_k - seqlen_q).
+        window_size: int or (left, right): sliding window (no startend_row_indices).
+        return_softmax_lse: also return the float32 lse [batch, num_heads, seqlen_q].
+        return_seed_offset: also return the int64 [2] (seed, offset) the dropout used.
+        fixed_seed_offset: int64 [2] (seed, offset) to reproduce a dropout pattern.
+        training: dropout applies only when True.
+        softmax_scale: defaults to head_dim ** -0.5.
+        deterministic: bit-reproducible backward (slower); None reads
+            FLASHMASK_DETERMINISTIC=1 from the environment.
+
+    Returns out, or a list [out, softmax_lse?, seed_offset?]. Rows masked everywhere give 0.
+    """
+    _check_inputs(query, key, value, startend_row_indices, dropout, causal, window_size,
+                  fixed_seed_offset, softmax_scale, deterministic)
+    if window_size is not None:
+        w = _normalize_window(window_size)
+        startend_row_indices = window_startend_row_indices(query.shape[0], query.shape[1], w, causal,
+                                                           device=query.device)
+    if startend_row_indices is not None and not startend_row_indices.is_contiguous():
+        startend_row_indices = startend_row_indices.contiguous()
+    scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
+    dropout_p = float(dropout) if training else 0.0
+    if deterministic is None:
+        deterministic = os.environ.get("FLASHMASK_DETERMINISTIC", "0") == "1"
+    seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
+    out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
+                                       dropout_p, bool(causal), scale, bool(deterministic))
+    outputs = [out]
+    if return_softmax_lse:
+        outputs.append(lse)
+    if return_seed_offset:
+        outputs.append(seed_offset)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def window_startend_row_indices(batch, seqlen, window, causal, device=None):
+    """startend_row_indices of a sliding window (key j seen by rows [j - right, j + left])."""
+    left, right = window
+    lts = torch.clamp(torch.arange(left + 1, seqlen + left + 1, dtype=torch.int32, device=device),
+                      max=seqlen)
+    if causal:
+        idx = lts.reshape(1, 1, seqlen, 1)
+    else:
+        ute = torch.clamp(torch.arange(-right, seqlen - right, dtype=torch.int32, device=device), min=0)
+        idx = torch.stack([lts, ute], dim=-1).reshape(1, 1, seqlen, 2)
+    return idx.expand(batch, 1, seqlen, idx.shape[-1]).contiguous()
+
+
+def _seed_offset(fixed, dropout_p, device):
+    if fixed is not None:
+        return fixed.to(device=device, dtype=torch.int64).contiguous()
+    if dropout_p == 0.0:
+        return torch.zeros(2, dtype=torch.int64, device=device)
+    seed = torch.randint(0, 2**62, (1,), dtype=torch.int64, device=device)
+    return torch.cat([seed, torch.zeros(1, dtype=torch.int64, device=device)])
+
+
+def _normalize_window(w):
+    return (w, w) if isinstance(w, int) else tuple(w)
+
+
+def _check_inputs(query, key, value, idx, dropout, causal, window_size, fixed_seed_offset,
+                  softmax_scale, deterministic):
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D [batch, seqlen, num_heads, head_dim], got shape {list(t.shape)}")
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"{name} must be float16, bfloat16 or float32, got {t.dtype}")
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        raise TypeError(f"query, key and value must share one dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
+    for name, t in (("key", key), ("value", value)):
+        if t.device != query.device:
+            raise ValueError(f"{name} is on {t.device} but query is on {query.device}")
+    on_gpu = query.is_cuda
+    if on_gpu and query.dtype == torch.float32:
+        raise TypeError("query: float32 is supported on CPU only; use float16 or bfloat16 on GPU")
+    b, sq, h, d = query.shape
+    bk, sk, hk, dk = key.shape
+    if tuple(value.shape) != tuple(key.shape):
+        raise ValueError(f"value shape {list(value.shape)} must equal key shape {list(key.shape)}")
+    if b != bk:
+        raise ValueError(f"key batch size {bk} differs from query batch size {b}")
+    if d != dk:
+        raise ValueError(f"key head_dim {dk} differs from query head_dim {d}")
+    for name, n in (("query batch size", b), ("query seqlen", sq), ("key seqlen", sk),
+                    ("query num_heads", h), ("key num_heads", hk)):
+        if n == 0:
+            raise ValueError(f"{name} must be positive, got 0")
+    if h % hk != 0:
+        raise ValueError(f"query num_heads ({h}) must be a multiple of key num_heads ({hk}) for GQA/MQA")
+    if on_gpu and d not in CUDA_HEAD_DIMS:
+        raise ValueError(f"query head_dim {d} is not supported on GPU; use one of {CUDA_HEAD_DIMS}")
+    if not 1 <= d <= MAX_CPU_HEAD_DIM:
+        raise ValueError(f"query head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {d}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    if softmax_scale is not None:
+        if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, (int, float)):
+            raise TypeError(f"softmax_scale must be a float or None, got {type(softmax_scale).__name__}")
+        if not (math.isfinite(softmax_scale) and softmax_scale > 0):
+            raise ValueError(f"softmax_scale must be positive and finite, got {softmax_scale}")
+    if deterministic is not None and not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be a bool or None, got {type(deterministic).__name__}")
+    if fixed_seed_offset is not None:
+        if not isinstance(fixed_seed_offset, torch.Tensor):
+            raise TypeError(f"fixed_seed_offset must be a torch.Tensor, got {type(fixed_seed_offset).__name__}")
+        if fixed_seed_offset.dtype != torch.int64 or tuple(fixed_seed_offset.shape) != (2,):
+            raise ValueError("fixed_seed_offset must be an int64 tensor of shape [2] (seed, offset), got "
+                             f"{fixed_seed_offset.dtype} {list(fixed_seed_offset.shape)}")
+    if window_size is not None:
+        ok_int = isinstance(window_size, int) and not isinstance(window_size, bool)
+        ok_pair = (isinstance(window_size, (tuple, list)) and len(window_size) == 2
+                   and all(isinstance(w, int) and not isinstance(w, bool) for w in window_size))
+        if not (ok_int or ok_pair):
+            raise TypeError(f"window_size must be an int or a (left, right) pair of ints, got {window_size!r}")
+        if min(_normalize_window(window_size)) < 0:
+            raise ValueError(f"window_size must be non-negative, got {window_size!r}")
+        if idx is not None:
+            raise ValueError("window_size cannot be combined with startend_row_indices")
+        if sq != sk:
+            raise ValueError(f"window_size needs equal query and key seqlen, got {sq} and {sk}")
+    if idx is not None:
+        _check_indices(idx, causal, b, sq, sk, h, hk, query.device)
+
+
+def _check_indices(idx, causal, b, sq, sk, h, hk, device):
+    name = "startend_row_indices"
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(idx).__name__}")
+    if idx.dtype != torch.int32:
+        raise TypeError(f"{name} must be int32, got {idx.dtype}")
+    if idx.dim() != 4:
+        raise ValueError(f"{name} must be 4-D [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols], got shape {list(idx.shape)}")
+    if idx.device != device:
+        raise ValueError(f"{name} is on {idx.device} but query is on {device}")
+    ib, ih, isk, ncols = idx.shape
+    if ib != b:
+        raise ValueError(f"{name}.shape[0] must equal batch size {b}, got {ib}")
+    if isk != sk:
+        raise ValueError(f"{name}.shape[2] must equal key seqlen {sk}, got {isk}")
+    if ih not in (1, hk, h):
+        raise ValueError(f"{name}.shape[1] must be 1, num_heads_k ({hk}) or num_heads ({h}), got {ih}")
+    if ncols not in MASK_COLUMNS[causal]:
+        kind = "causal=True" if causal else "causal=False"
+        raise ValueError(f"{name} must have {' or '.join(map(str, MASK_COLUMNS[causal]))} columns with {kind}, got {ncols}")
+    if os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0":
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi > sq:
+            raise ValueError(f"{name} values must lie in [0, seqlen_q={sq}], got min {lo}, max {hi}")
+        pairs = []
+        if causal and ncols == 2:
+            pairs = [(0, 1, "LTS", "LTE")]
+        elif not causal and ncols == 4:
+            pairs = [(0, 1, "LTS", "LTE"), (2, 3, "UTS", "UTE")]
+        for s, e, sn, en in pairs:
+            if bool((idx[..., s] > idx[..., e]).any()):
+                raise ValueError(f"{name}: start must not exceed end ({sn} <= {en}) in every column")

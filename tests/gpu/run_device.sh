@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One device call: build the torch door (reusing .device_build objects),
+# then the steps named in $STEPS (default: test sanitize bench), logs to $OUT.
+#   STEPS="test" bash tests/gpu/run_device.sh
+set -u
+OUT=${OUT:-/tmp/fm_out}; mkdir -p "$OUT"
+STEPS=${STEPS:-"test memcheck racecheck bench"}
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:${PYTHONPATH:-}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+python custom_ops/torch/build.py --jobs 16 --archs 90 > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
+tail -3 "$OUT/build.log"
+for step in $STEPS; do
+  case $step in
+    test)
+      timeout ${TEST_TIMEOUT:-300} python -m pytest tests/gpu -q -x --maxfail=20 -p no:cacheprovider ${PYTEST_ARGS:-} > "$OUT/pytest.log" 2>&1
+      echo "pytest rc=$?"; tail -25 "$OUT/pytest.log" ;;
+    det)
+      FLASHMASK_DETERMINISTIC=1 timeout 120 python -m pytest tests/gpu -q -k "deterministic or layouts" -p no:cacheprovider > "$OUT/pytest_det.log" 2>&1
+      echo "pytest det rc=$?"; tail -5 "$OUT/pytest_det.log" ;;
+    memcheck)
+      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool memcheck --error-exitcode 9 python tests/gpu/sanitize_cases.py > "$OUT/memcheck.log" 2>&1
+      echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log" ;;
+    racecheck)
+      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool racecheck --error-exitcode 9 python tests/gpu/sanitize_cases.py --quick > "$OUT/racecheck.log" 2>&1
+      echo "racecheck rc=$?"; tail -4 "$OUT/racecheck.log" ;;
+    ncu)
+      timeout ${NCU_TIMEOUT:-150} ncu --profile-from-start off -k regex:"fwd_kernel|dkdv_kernel|flash_fwd|flash_bwd" \
+        --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
+        --section MemoryWorkloadAnalysis_Tables --section Occupancy --section LaunchStats \
+        python tests/gpu/profile_case.py > "$OUT/ncu.txt" 2>&1
+      echo "ncu rc=$?"; grep -E "^  [a-z_].*\(|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Issue Slots Busy" "$OUT/ncu.txt" | head -60 ;;
+    bench)
+      timeout ${BENCH_TIMEOUT:-300} python benchmarks/gpu_bench.py ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
+      echo "bench rc=$?"; tail -22 "$OUT/bench.log" ;;
+  esac
+done
