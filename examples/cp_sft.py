@@ -190,7 +190,7 @@ def main():
     worst = max(abs(a - b) / abs(b) for a, b in zip(cp, single))
     if dist.get_rank() == 0:
         print("single-process losses:  ", " ".join(f"{x:.6f}" for x in single))
-        print(f"context-parallel losses:", " ".join(f"{x:.6f}" for x in cp),
+        print("context-parallel losses:", " ".join(f"{x:.6f}" for x in cp),
               f"(cp_degree {args.cp_degree}, {args.strategy})")
         print(f"max relative difference {worst:.2e}: {'OK' if worst <= 1e-5 else 'MISMATCH'}")
     sys.exit(0 if worst <= 1e-5 else 1)

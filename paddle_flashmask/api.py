@@ -4,6 +4,7 @@ import paddle
 
 from . import checks
 from .raw_ops import attention_forward
+from .validation import normalize_window
 
 
 # Plain Python under to_static: the checks read static shapes (-1 where unknown)
@@ -45,7 +46,7 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         softmax_scale=softmax_scale)
     if window_size is not None:
         startend_row_indices = window_startend_row_indices(
-            query.shape[0], query.shape[1], checks.normalize_window(window_size), causal)
+            query.shape[0], query.shape[1], normalize_window(window_size), causal)
     scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
     dropout_p = float(dropout) if training else 0.0
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, rng_name)

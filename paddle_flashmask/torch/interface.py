@@ -1,15 +1,12 @@
 """`flashmask_attention` for torch tensors: the semantics of the Paddle API
 (paddle_flashmask.api), with input checks that name the bad argument."""
-import math
 import os
 
 import torch
 
+from .. import validation as v
 from ._function import FlashMaskFunction
 
-CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
-MAX_CPU_HEAD_DIM = 512
-MASK_COLUMNS = {True: (1, 2), False: (2, 4)}
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -43,7 +40,7 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
     _check_inputs(query, key, value, startend_row_indices, dropout, causal, window_size,
                   fixed_seed_offset, softmax_scale, deterministic)
     if window_size is not None:
-        w = _normalize_window(window_size)
+        w = v.normalize_window(window_size)
         startend_row_indices = window_startend_row_indices(query.shape[0], query.shape[1], w, causal,
                                                            device=query.device)
     if startend_row_indices is not None and not startend_row_indices.is_contiguous():
@@ -85,17 +82,14 @@ def _seed_offset(fixed, dropout_p, device):
     return torch.cat([seed, torch.zeros(1, dtype=torch.int64, device=device)])
 
 
-def _normalize_window(w):
-    return (w, w) if isinstance(w, int) else tuple(w)
-
-
 def _check_inputs(query, key, value, idx, dropout, causal, window_size, fixed_seed_offset,
                   softmax_scale, deterministic):
+    """The torch-specific facts here; the rest in paddle_flashmask/validation.py,
+    shared with the Paddle door."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 4:
-            raise ValueError(f"{name} must be 4-D [batch, seqlen, num_heads, head_dim], got shape {list(t.shape)}")
+        v.check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
         if t.dtype not in _FLOATS:
             raise TypeError(f"{name} must be float16, bfloat16 or float32, got {t.dtype}")
     if key.dtype != query.dtype or value.dtype != query.dtype:
@@ -106,88 +100,31 @@ def _check_inputs(query, key, value, idx, dropout, causal, window_size, fixed_se
     on_gpu = query.is_cuda
     if on_gpu and query.dtype == torch.float32:
         raise TypeError("query: float32 is supported on CPU only; use float16 or bfloat16 on GPU")
-    b, sq, h, d = query.shape
-    bk, sk, hk, dk = key.shape
-    if tuple(value.shape) != tuple(key.shape):
-        raise ValueError(f"value shape {list(value.shape)} must equal key shape {list(key.shape)}")
-    if b != bk:
-        raise ValueError(f"key batch size {bk} differs from query batch size {b}")
-    if d != dk:
-        raise ValueError(f"key head_dim {dk} differs from query head_dim {d}")
-    for name, n in (("query batch size", b), ("query seqlen", sq), ("key seqlen", sk),
-                    ("query num_heads", h), ("key num_heads", hk)):
-        if n == 0:
-            raise ValueError(f"{name} must be positive, got 0")
-    if h % hk != 0:
-        raise ValueError(f"query num_heads ({h}) must be a multiple of key num_heads ({hk}) for GQA/MQA")
-    if on_gpu and d not in CUDA_HEAD_DIMS:
-        raise ValueError(f"query head_dim {d} is not supported on GPU; use one of {CUDA_HEAD_DIMS}")
-    if not 1 <= d <= MAX_CPU_HEAD_DIM:
-        raise ValueError(f"query head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {d}")
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-        raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-    if softmax_scale is not None:
-        if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, (int, float)):
-            raise TypeError(f"softmax_scale must be a float or None, got {type(softmax_scale).__name__}")
-        if not (math.isfinite(softmax_scale) and softmax_scale > 0):
-            raise ValueError(f"softmax_scale must be positive and finite, got {softmax_scale}")
+    b, sq, h, _, sk, hk = v.check_qkv_shapes(tuple(query.shape), tuple(key.shape),
+                                              tuple(value.shape), on_gpu)
+    v.check_scalars(causal, dropout, softmax_scale)
     if deterministic is not None and not isinstance(deterministic, bool):
         raise TypeError(f"deterministic must be a bool or None, got {type(deterministic).__name__}")
     if fixed_seed_offset is not None:
         if not isinstance(fixed_seed_offset, torch.Tensor):
             raise TypeError(f"fixed_seed_offset must be a torch.Tensor, got {type(fixed_seed_offset).__name__}")
-        if fixed_seed_offset.dtype != torch.int64 or tuple(fixed_seed_offset.shape) != (2,):
-            raise ValueError("fixed_seed_offset must be an int64 tensor of shape [2] (seed, offset), got "
-                             f"{fixed_seed_offset.dtype} {list(fixed_seed_offset.shape)}")
+        v.check_seed_offset(fixed_seed_offset.dtype == torch.int64, fixed_seed_offset.shape,
+                            fixed_seed_offset.dtype)
     if window_size is not None:
-        ok_int = isinstance(window_size, int) and not isinstance(window_size, bool)
-        ok_pair = (isinstance(window_size, (tuple, list)) and len(window_size) == 2
-                   and all(isinstance(w, int) and not isinstance(w, bool) for w in window_size))
-        if not (ok_int or ok_pair):
-            raise TypeError(f"window_size must be an int or a (left, right) pair of ints, got {window_size!r}")
-        if min(_normalize_window(window_size)) < 0:
-            raise ValueError(f"window_size must be non-negative, got {window_size!r}")
-        if idx is not None:
-            raise ValueError("window_size cannot be combined with startend_row_indices")
-        if sq != sk:
-            raise ValueError(f"window_size needs equal query and key seqlen, got {sq} and {sk}")
+        v.check_window(window_size, idx is not None, sq, sk)
     if idx is not None:
         _check_indices(idx, causal, b, sq, sk, h, hk, query.device)
 
 
 def _check_indices(idx, causal, b, sq, sk, h, hk, device):
-    name = "startend_row_indices"
     if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(idx).__name__}")
+        raise TypeError(f"{v.INDICES} must be a torch.Tensor, got {type(idx).__name__}")
     if idx.dtype != torch.int32:
-        raise TypeError(f"{name} must be int32, got {idx.dtype}")
-    if idx.dim() != 4:
-        raise ValueError(f"{name} must be 4-D [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols], got shape {list(idx.shape)}")
+        raise TypeError(f"{v.INDICES} must be int32, got {idx.dtype}")
+    v.check_indices_shape(tuple(idx.shape), causal=causal, batch=b, seqlen_k=sk, num_heads=h,
+                          num_heads_k=hk)
     if idx.device != device:
-        raise ValueError(f"{name} is on {idx.device} but query is on {device}")
-    ib, ih, isk, ncols = idx.shape
-    if ib != b:
-        raise ValueError(f"{name}.shape[0] must equal batch size {b}, got {ib}")
-    if isk != sk:
-        raise ValueError(f"{name}.shape[2] must equal key seqlen {sk}, got {isk}")
-    if ih not in (1, hk, h):
-        raise ValueError(f"{name}.shape[1] must be 1, num_heads_k ({hk}) or num_heads ({h}), got {ih}")
-    if ncols not in MASK_COLUMNS[causal]:
-        kind = "causal=True" if causal else "causal=False"
-        raise ValueError(f"{name} must have {' or '.join(map(str, MASK_COLUMNS[causal]))} columns with {kind}, got {ncols}")
+        raise ValueError(f"{v.INDICES} is on {idx.device} but query is on {device}")
     if os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0":
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi > sq:
-            raise ValueError(f"{name} values must lie in [0, seqlen_q={sq}], got min {lo}, max {hi}")
-        pairs = []
-        if causal and ncols == 2:
-            pairs = [(0, 1, "LTS", "LTE")]
-        elif not causal and ncols == 4:
-            pairs = [(0, 1, "LTS", "LTE"), (2, 3, "UTS", "UTE")]
-        for s, e, sn, en in pairs:
-            if bool((idx[..., s] > idx[..., e]).any()):
-                raise ValueError(f"{name}: start must not exceed end ({sn} <= {en}) in every column")
+        v.check_index_values(int(idx.min()), int(idx.max()), sq, causal, idx.shape[-1],
+                             lambda s, e: bool((idx[..., s] > idx[..., e]).any()))

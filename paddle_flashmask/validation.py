@@ -1,0 +1,122 @@
+"""Framework-neutral input checks shared by the Paddle door (checks.py) and the
+PyTorch door (torch/interface.py). They see shapes, Python scalars and
+callbacks, never a framework tensor, so both doors refuse the same inputs with
+the same words: a ValueError or TypeError that names the argument."""
+import math
+
+# Head dims the CUDA kernels are instantiated for; the CPU kernel takes any up to 512.
+CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
+MAX_CPU_HEAD_DIM = 512
+# Column counts allowed by the causal flag.
+MASK_COLUMNS = {True: (1, 2), False: (2, 4)}
+INDICES = "startend_row_indices"
+
+
+def known(dim):
+    """Static graphs may carry -1 (or None) for dims unknown until run time."""
+    return dim is not None and dim >= 0
+
+
+def check_rank4(name, shape, layout):
+    if len(shape) != 4:
+        raise ValueError(f"{name} must be a 4-D tensor {layout}, got shape {list(shape)}")
+
+
+def check_qkv_shapes(q_shape, k_shape, v_shape, on_gpu):
+    """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k)."""
+    b, sq, h, d = q_shape
+    bk, sk, hk, dk = k_shape
+    if list(v_shape) != list(k_shape):
+        raise ValueError(f"value shape {list(v_shape)} must equal key shape {list(k_shape)}")
+    if known(b) and known(bk) and b != bk:
+        raise ValueError(f"key batch size {bk} differs from query batch size {b}")
+    if known(d) and known(dk) and d != dk:
+        raise ValueError(f"key head_dim {dk} differs from query head_dim {d}")
+    for name, n in (("query batch size", b), ("query seqlen", sq), ("key seqlen", sk),
+                    ("query num_heads", h), ("key num_heads", hk)):
+        if known(n) and n == 0:
+            raise ValueError(f"{name} must be positive, got 0")
+    if known(h) and known(hk) and h % hk != 0:
+        raise ValueError(f"query num_heads ({h}) must be a multiple of key num_heads ({hk}) for GQA/MQA")
+    if known(d):
+        if on_gpu and d not in CUDA_HEAD_DIMS:
+            raise ValueError(f"query head_dim {d} is not supported on GPU; use one of {CUDA_HEAD_DIMS}")
+        if not 1 <= d <= MAX_CPU_HEAD_DIM:
+            raise ValueError(f"query head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {d}")
+    return b, sq, h, d, sk, hk
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_scalars(causal, dropout, softmax_scale):
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if not _is_number(dropout):
+        raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    if softmax_scale is not None:
+        if not _is_number(softmax_scale):
+            raise TypeError(f"softmax_scale must be a float or None, got {type(softmax_scale).__name__}")
+        if not (math.isfinite(softmax_scale) and softmax_scale > 0):
+            raise ValueError(f"softmax_scale must be positive and finite, got {softmax_scale}")
+
+
+def check_seed_offset(is_int64, shape, dtype_name):
+    if not is_int64 or list(shape) != [2]:
+        raise ValueError("fixed_seed_offset must be an int64 tensor of shape [2] (seed, offset), got "
+                         f"{dtype_name} {list(shape)}")
+
+
+def normalize_window(window_size):
+    """int w -> (w, w); a (left, right) pair as a tuple."""
+    if isinstance(window_size, int) and not isinstance(window_size, bool):
+        return (window_size, window_size)
+    return tuple(window_size)
+
+
+def check_window(window_size, has_indices, seqlen_q, seqlen_k):
+    ok_int = isinstance(window_size, int) and not isinstance(window_size, bool)
+    ok_pair = (isinstance(window_size, (tuple, list)) and len(window_size) == 2
+               and all(isinstance(w, int) and not isinstance(w, bool) for w in window_size))
+    if not (ok_int or ok_pair):
+        raise TypeError(f"window_size must be an int or a (left, right) pair of ints, got {window_size!r}")
+    if min(normalize_window(window_size)) < 0:
+        raise ValueError(f"window_size must be non-negative, got {window_size!r}")
+    if has_indices:
+        raise ValueError(f"window_size cannot be combined with {INDICES}")
+    if known(seqlen_q) and known(seqlen_k) and seqlen_q != seqlen_k:
+        raise ValueError(f"window_size needs equal query and key seqlen, got {seqlen_q} and {seqlen_k}")
+
+
+def check_indices_shape(shape, *, causal, batch, seqlen_k, num_heads, num_heads_k):
+    check_rank4(INDICES, shape, "[batch, 1 | num_heads_k | num_heads, seqlen_k, ncols]")
+    ib, ih, isk, ncols = shape
+    if known(ib) and known(batch) and ib != batch:
+        raise ValueError(f"{INDICES}.shape[0] must equal batch size {batch}, got {ib}")
+    if known(isk) and known(seqlen_k) and isk != seqlen_k:
+        raise ValueError(f"{INDICES}.shape[2] must equal key seqlen {seqlen_k}, got {isk}")
+    if known(ih) and ih not in (1, num_heads_k, num_heads):
+        raise ValueError(f"{INDICES}.shape[1] must be 1, num_heads_k ({num_heads_k}) or num_heads "
+                         f"({num_heads}), got {ih}")
+    if ncols not in MASK_COLUMNS[causal]:
+        kind = "causal=True" if causal else "causal=False"
+        raise ValueError(f"{INDICES} must have {' or '.join(map(str, MASK_COLUMNS[causal]))} columns "
+                         f"with {kind}, got {ncols}")
+
+
+def check_index_values(lo, hi, seqlen_q, causal, ncols, start_exceeds_end):
+    """lo/hi: the indices' min and max. start_exceeds_end(s, e): whether column s
+    exceeds column e anywhere (evaluated by the door on its own tensors)."""
+    if lo < 0 or hi > seqlen_q:
+        raise ValueError(f"{INDICES} values must lie in [0, seqlen_q={seqlen_q}], got min {lo}, max {hi}")
+    pairs = []
+    if causal and ncols == 2:
+        pairs = [(0, 1, "LTS", "LTE")]
+    elif not causal and ncols == 4:
+        pairs = [(0, 1, "LTS", "LTE"), (2, 3, "UTS", "UTE")]
+    for s, e, sn, en in pairs:
+        if start_exceeds_end(s, e):
+            raise ValueError(f"{INDICES}: start must not exceed end ({sn} <= {en}) in every column")
