@@ -109,7 +109,7 @@ def main():
         impl, mask_name, seqlen = args.worker
         return worker(impl, mask_name, int(seqlen), args.heads, args.head_dim, args.repeat)
 
-    rows = []
+    rows, load_before = [], os.getloadavg()[0]
     for mask_name in args.masks:
         for seqlen in args.seqlens:
             fm = run_one(args, "flashmask", mask_name, seqlen)
@@ -124,7 +124,9 @@ def main():
         f"## CPU: FlashMask op vs dense-masked reference ({datetime.date.today()})",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"B=1, H={args.heads}, D={args.head_dim}, fp32; median of {args.repeat}. Command: `{cmd.strip()}`",
+        f"B=1, H={args.heads}, D={args.head_dim}, fp32; median of {args.repeat}; load average "
+        f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after (other jobs skew times, not memory). "
+        f"Command: `{cmd.strip()}`",
         "",
         "| mask | S | fwd ms (ours / dense) | fwd speedup | fwd+bwd ms (ours / dense) | fwd+bwd speedup "
         "| peak extra MiB (ours / dense) |",
