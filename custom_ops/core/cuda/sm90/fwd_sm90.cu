@@ -1,0 +1,51 @@
+// sm90 forward entry: support check, workspace size, (dtype, head_dim)
+// dispatch to the instantiations in inst/. Builds without CuTe.
+#include "fwd_sm90.h"
+
+#include <cutlass/numeric_types.h>
+
+#include <stdexcept>
+
+#include "workspace.h"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+
+bool can_run_fwd(const FwdParams& p, int device_cc_major) {
+  if (device_cc_major != 9) return false;  // sm_90a code runs on sm_90 only
+  if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16) return false;
+  if (p.head_dim != 64 && p.head_dim != 128 && p.head_dim != 256) return false;
+  if (p.dropout_p > 0.f) return false;
+  if (p.seqlen_k <= 0) return false;  // TMA descriptors need non-empty extents
+  if (p.num_heads_k <= 0 || p.num_heads % p.num_heads_k != 0) return false;
+  // work tiles are packed in int32
+  const long long tiles = static_cast<long long>(p.batch) * p.num_heads * ((p.seqlen_q + 127) / 128);
+  return tiles < (1LL << 31);
+}
+
+size_t fwd_extra_workspace_bytes(const FwdParams& p) { return ExtraWorkspace::bytes(p); }
+
+template <typename E>
+static void dispatch(const FwdParams& p, const TileBounds* b, cudaStream_t s) {
+  switch (p.head_dim) {
+    case 64: return run_fwd_impl<E, 64>(p, b, s);
+    case 128: return run_fwd_impl<E, 128>(p, b, s);
+    case 256: return run_fwd_impl<E, 256>(p, b, s);
+    default: throw std::runtime_error("flashmask sm90: head_dim must be 64, 128 or 256");
+  }
+}
+
+void run_fwd(const FwdParams& p, const TileBounds* tile_bounds, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (p.dtype == DType::kBFloat16)
+    dispatch<cutlass::bfloat16_t>(p, tile_bounds, s);
+  else if (p.dtype == DType::kFloat16)
+    dispatch<cutlass::half_t>(p, tile_bounds, s);
+  else
+    throw std::runtime_error("flashmask sm90: float16 or bfloat16 only");
+}
+
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask

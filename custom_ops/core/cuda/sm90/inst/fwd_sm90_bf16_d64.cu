@@ -1,0 +1,10 @@
+// sm90a forward, bf16, head_dim 64.
+#include "../launch_sm90.cuh"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+FLASHMASK_SM90_INSTANTIATE(cutlass::bfloat16_t, 64)
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask

@@ -1,0 +1,158 @@
+// Compile-time shape of the sm90a forward for one (element type, head_dim):
+// tile sizes, pipeline depths, warp roles and register split, the CuTe
+// shared-memory layouts (128-byte swizzle, what TMA writes and wgmma reads),
+// the two tiled wgmma's (S = Q K^T from smem/smem, O += P V with P from
+// registers) and the shared-storage struct.
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/numeric_types.h>
+#include <cutlass/pipeline/pipeline.hpp>
+
+#include "../../mask_bounds.h"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+
+using namespace cute;
+
+// prep.cu's key-tile width (kBlockN of the sm80 kernels): TileBounds granularity.
+constexpr int kPrepTileN = 64;
+
+// One message of the producer -> consumer "meta" pipeline. head.x is the type:
+//   kMsgTile: a work tile starts, head = {type, batch, head, m_block}
+//   kMsgKey:  a key tile is coming through K/V, head = {type, n_block, kind, 0};
+//             for a partial tile, cols[c] = {lo0, hi0, lo1, hi1}: column c masks
+//             rows [lo0, hi0) and [lo1, hi1) (both FlashMask bands, causal and
+//             the seqlen_k tail folded in by the producer)
+//   kMsgEnd:  the work tile has no more key tiles
+//   kMsgExit: no more work tiles
+enum MsgType : int { kMsgExit = 0, kMsgTile = 1, kMsgKey = 2, kMsgEnd = 3 };
+
+template <int BN>
+struct alignas(16) MetaMsg {
+  int4 head;
+  int4 cols[BN];
+};
+
+template <typename Element_, int kHeadDim_>
+struct FwdTraits {
+  using Element = Element_;  // cutlass::bfloat16_t or cutlass::half_t
+  using ElementAccum = float;
+  static constexpr int kHeadDim = kHeadDim_;
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 head dims: 64, 128, 256");
+
+  // 2 consumer warpgroups of 64 query rows each share every K/V tile.
+  static constexpr int kNumMmaWarpGroups = 2;  // the ping-pong assumes 2
+  static constexpr int kBlockM = 64 * kNumMmaWarpGroups;
+  static constexpr int kBlockN = kHeadDim <= 128 ? 128 : 64;
+  static_assert(kBlockN % kPrepTileN == 0, "key tile must be whole prep tiles");
+  static constexpr int kStages = kHeadDim <= 64 ? 3 : 2;  // K and V each
+  static constexpr int kMetaStages = kStages + 3;
+  static constexpr int kNumMmaThreads = 128 * kNumMmaWarpGroups;
+  static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
+  // setmaxnreg split: 128 * kProducerRegs + 256 * kConsumerRegs <= 65536.
+  static constexpr int kProducerRegs = 56;
+  static constexpr int kConsumerRegs = 224;
+  static_assert(128 * kProducerRegs + kNumMmaThreads * kConsumerRegs <= 65536, "register file");
+
+  using TileShape = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;
+  using AtomLayoutMNK = Layout<Shape<Int<kNumMmaWarpGroups>, _1, _1>>;
+
+  using TiledMmaQK = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Element, Element, ElementAccum, TileShape>(), AtomLayoutMNK{}));
+  using TiledMmaPV = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Element, Element, ElementAccum, decltype(select<0, 2, 1>(TileShape{})),
+                           GMMA::Major::K, GMMA::Major::MN>(),
+      AtomLayoutMNK{}));
+
+  // Head dims are multiples of 64 elements = 128 bytes: the 128-byte swizzle
+  // atom (8 rows x 64 elements) tiles every operand.
+  using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
+  using SmemLayoutQ = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockM>, Int<kHeadDim>>{}));
+  using SmemLayoutK =
+      decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));
+  using SmemLayoutV = SmemLayoutK;
+  // V^T as the (head_dim x keys) B operand of O += P V: the same bytes, an
+  // MN-major view (wgmma transposes 16-bit B operands itself).
+  using SmemLayoutVt = decltype(composition(
+      SmemLayoutV{}, make_ordered_layout(Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{},
+                                         Step<_2, _1, _3>{})));
+
+  using ShapeQKV = cute::Shape<int32_t, int32_t, int32_t, int32_t>;  // (seq, d, head, batch)
+  using StrideQKV = cute::Stride<int64_t, _1, int64_t, int64_t>;
+
+  using TmaQ = decltype(make_tma_copy(
+      SM90_TMA_LOAD{},
+      make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
+      SmemLayoutQ{}, select<0, 2>(TileShape{}), _1{}));
+  using TmaKV = decltype(make_tma_copy(
+      SM90_TMA_LOAD{},
+      make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
+      take<0, 2>(SmemLayoutK{}), select<1, 2>(TileShape{}), _1{}));
+
+  static constexpr uint32_t kTmaBytesQ = kBlockM * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kTmaBytesKV = kBlockN * kHeadDim * sizeof(Element);
+
+  using PipelineKV = cutlass::PipelineTmaAsync<kStages>;
+  using PipelineMeta = cutlass::PipelineAsync<kMetaStages>;
+  using Msg = MetaMsg<kBlockN>;
+
+  struct SharedStorage {
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> smem_q;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>, 1024> smem_k;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutV>, 1024> smem_v;
+    Msg meta[kMetaStages];
+    typename PipelineKV::SharedStorage pipe_k;
+    typename PipelineKV::SharedStorage pipe_v;
+    typename PipelineMeta::SharedStorage pipe_meta;
+    alignas(8) uint64_t bar_q_full;   // TMA of Q landed (arrival 1 + tx bytes)
+    alignas(8) uint64_t bar_q_empty;  // every consumer thread done with Q (arrival 256)
+  };
+  static constexpr int kSmemBytes = int(sizeof(SharedStorage));
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory");
+};
+
+// Everything the kernel reads, passed as one __grid_constant__ parameter (the
+// TMA descriptors must live in parameter/constant space).
+template <typename Traits>
+struct KernelParams {
+  typename Traits::TmaQ tma_q;
+  typename Traits::TmaKV tma_k;
+  typename Traits::TmaKV tma_v;
+  typename Traits::ShapeQKV shape_q, shape_k;
+
+  void* out;
+  int64_t o_batch_stride, o_row_stride, o_head_stride;
+  float* lse;
+
+  // mask
+  const int32_t* startend;  // nullptr: no mask tensor
+  int32_t ncols, mask_heads;
+  int64_t mask_batch_stride, mask_head_stride;
+  const TileBounds* bounds;  // prep.cu workspace, [b][hm][n_tiles64]
+  int32_t n_tiles64;
+
+  int32_t batch, num_heads, num_heads_k, seqlen_q, seqlen_k;
+  bool causal;
+  float softmax_scale, scale_log2;
+
+  // scheduler
+  int32_t m_blocks, total_tiles;
+  int32_t heads_per_section;  // (b, h) pairs per L2 section, see tile_scheduler.cuh
+  const int32_t* order;  // nullptr: static (b, h, m) order, heaviest m first
+  int32_t* counter;      // nullptr: static striding by gridDim.x
+
+  // Ping-pong of the 2 consumer warpgroups (named barriers 0/1): one issues
+  // its wgmma's while the other runs its softmax. Runtime switch for now
+  // (FLASHMASK_SM90_PINGPONG=1) until a device run has validated it.
+  bool pingpong;
+};
+
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask

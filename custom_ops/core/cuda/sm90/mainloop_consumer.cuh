@@ -1,0 +1,212 @@
+// Consumer warpgroups (2 x 128 threads, after setmaxnreg.inc): each owns 64
+// query rows of the work tile; both read every K/V stage.
+//
+// Per work tile (messages from the producer drive the loop):
+//   first key block:  S = Q K^T (wgmma, smem x smem), mask if partial,
+//                     softmax, P = bf16/fp16(S) kept in registers
+//   each next block n (intra-warpgroup overlap, as FlashAttention-3):
+//     issue S' = Q K(n)^T           (async)
+//     issue O += P V(prev)          (async, P from registers)
+//     wait for S' only; release K(n); mask S' if partial; softmax(S')
+//       -> the exp2's run while the tensor cores do P V(prev)
+//     wait for P V; release V(prev); O *= alpha; P = convert(S')
+//   last: O += P V(last); epilogue (O / l, lse).
+// Fully masked blocks never arrive here; unmasked blocks do no mask work.
+// Optional ping-pong (p.pingpong): the two warpgroups take turns issuing
+// their wgmma's (FA3's warp-scheduler barriers), so one's softmax overlaps
+// the other's GEMMs on top of the intra-warpgroup overlap.
+#pragma once
+
+#include "epilogue.cuh"
+#include "kernel_traits.h"
+#include "mask.cuh"
+#include "softmax.cuh"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+
+// C (+)= A B over the K mode on one warpgroup, asynchronously; wait until at
+// most kWait wgmma groups are pending (kWait < 0: do not wait).
+template <int kWait, class TiledMma, class TA, class TB, class TC>
+__device__ __forceinline__ void wg_gemm(TiledMma& mma, const TA& a, const TB& b, TC& c, bool zero_init) {
+  constexpr bool kRegA = !is_base_of<GMMA::DescriptorIterator, typename TiledMma::FrgTypeA>::value;
+  if constexpr (kRegA) warpgroup_fence_operand(const_cast<TA&>(a));
+  warpgroup_fence_operand(c);
+  warpgroup_arrive();
+  mma.accumulate_ = zero_init ? GMMA::ScaleOut::Zero : GMMA::ScaleOut::One;
+#pragma unroll
+  for (int k = 0; k < size<2>(a); ++k) {
+    cute::gemm(mma, a(_, _, k), b(_, _, k), c);
+    mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+  warpgroup_commit_batch();
+  if constexpr (kWait >= 0) warpgroup_wait<kWait>();
+  warpgroup_fence_operand(c);
+  if constexpr (kRegA) warpgroup_fence_operand(const_cast<TA&>(a));
+}
+
+template <typename Traits>
+struct ConsumerMainloop {
+  using Element = typename Traits::Element;
+  using SS = typename Traits::SharedStorage;
+  static constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN, D = Traits::kHeadDim;
+
+  const KernelParams<Traits>& p;
+  SS& ss;
+  typename Traits::PipelineKV& pipe_k;
+  typename Traits::PipelineKV& pipe_v;
+  typename Traits::PipelineMeta& pipe_meta;
+
+  // tidx: 0 .. 255 over the two consumer warpgroups
+  __device__ void run(int tidx) {
+    Tensor sQ = make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQ{});
+    Tensor sK = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutK{});
+    Tensor sVt = make_tensor(make_smem_ptr(ss.smem_v.data()), typename Traits::SmemLayoutVt{});
+
+    typename Traits::TiledMmaQK mma_qk;
+    typename Traits::TiledMmaPV mma_pv;
+    // smem operand descriptors are per warpgroup: slice at the warpgroup's first thread
+    const int wg_first = (tidx / 128) * 128;
+    auto wg_qk = mma_qk.get_thread_slice(wg_first);
+    auto wg_pv = mma_pv.get_thread_slice(wg_first);
+    Tensor tSrQ = wg_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = wg_qk.partition_fragment_B(sK);   // (MMA, MMA_N, MMA_K, stages)
+    Tensor tOrV = wg_pv.partition_fragment_B(sVt);  // (MMA, MMA_N, MMA_K, stages)
+
+    auto thr_qk = mma_qk.get_thread_slice(tidx);
+    auto thr_pv = mma_pv.get_thread_slice(tidx);
+    Tensor tSrS = partition_fragment_C(mma_qk, Shape<Int<BM>, Int<BN>>{});
+    Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<BM>, Int<D>>{});
+    // element coordinates (row, col) within the block, in rowcol views
+    Tensor tScS = thr_qk.partition_C(make_identity_tensor(Shape<Int<BM>, Int<BN>>{}));
+    Tensor tOcO = thr_pv.partition_C(make_identity_tensor(Shape<Int<BM>, Int<D>>{}));
+    Tensor s_rc = make_tensor(tSrS.data(), rowcol_layout(tSrS.layout()));
+    Tensor o_rc = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
+    Tensor cs_rc = make_tensor(tScS.data(), rowcol_layout(tScS.layout()));
+    Tensor co_rc = make_tensor(tOcO.data(), rowcol_layout(tOcO.layout()));
+    constexpr int kRows = decltype(size<0>(s_rc))::value;
+    static_assert(kRows == decltype(size<0>(o_rc))::value, "S and O rows");
+
+    // P (the probabilities in the element type) and its view as the A operand of P V
+    Tensor rP = make_tensor<Element>(tSrS.layout());
+    Tensor tOrP = make_tensor(rP.data(), acc_as_a_layout(tSrS.layout()));
+
+    OnlineSoftmax<kRows> sm;
+    float alpha[kRows];
+
+    typename Traits::PipelineKV::PipelineState k_read, v_read;
+    typename Traits::PipelineMeta::PipelineState meta_read;
+    int q_phase = 0;
+    auto& bar_q_full = *reinterpret_cast<cutlass::arch::ClusterTransactionBarrier*>(&ss.bar_q_full);
+    auto& bar_q_empty = *reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty);
+    constexpr int kPartial = static_cast<int>(TileKind::kPartial);
+
+    // ping-pong: warpgroup wg issues its wgmma's only when it holds the turn
+    // (named barrier wg: its 128 threads sync, the other warpgroup's 128
+    // arrive), then passes the turn; warpgroup 0 starts.
+    static_assert(Traits::kNumMmaWarpGroups == 2, "ping-pong between 2 warpgroups");
+    const int wg = tidx / 128;
+    const bool pingpong = p.pingpong;
+    // (constant barrier ids in each branch: no registers held for them)
+    auto turn_wait = [&]() {
+      if (pingpong) {
+        if (wg == 0)
+          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, 0);
+        else
+          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, 1);
+      }
+    };
+    auto turn_pass = [&]() {
+      if (pingpong) {
+        if (wg == 0)
+          cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, 1);
+        else
+          cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, 0);
+      }
+    };
+    if (pingpong && wg == 1) cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, 0);
+
+    auto next_msg = [&]() {
+      pipe_meta.consumer_wait(meta_read);
+      return ss.meta[meta_read.index()].head;
+    };
+    auto release_msg = [&]() {
+      pipe_meta.consumer_release(meta_read);
+      ++meta_read;
+    };
+
+    while (true) {
+      const int4 tile = next_msg();
+      release_msg();
+      if (tile.x == kMsgExit) break;
+      const int b = tile.y, h = tile.z, m = tile.w;
+      const int row0 = m * BM;
+
+      clear(tOrO);
+      sm.reset();
+      bar_q_full.wait(q_phase);
+      q_phase ^= 1;
+
+      int4 msg = next_msg();
+      const bool any = msg.x == kMsgKey;
+      if (any) {
+        // first key block: S = Q K^T, no P V yet
+        pipe_k.consumer_wait(k_read);
+        turn_wait();
+        wg_gemm<-1>(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
+        turn_pass();
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tSrS);
+        pipe_k.consumer_release(k_read);
+        ++k_read;
+        if (msg.z == kPartial) apply_mask(s_rc, cs_rc, ss.meta[meta_read.index()].cols, row0);
+        release_msg();
+        sm.update(s_rc, p.scale_log2, alpha);
+        convert_into(tSrS, rP);
+
+        while (true) {
+          msg = next_msg();
+          if (msg.x != kMsgKey) break;
+          pipe_k.consumer_wait(k_read);
+          pipe_v.consumer_wait(v_read);
+          turn_wait();
+          wg_gemm<-1>(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
+          wg_gemm<-1>(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+          turn_pass();
+          warpgroup_wait<1>();  // S' done (P V may still run)
+          warpgroup_fence_operand(tSrS);
+          pipe_k.consumer_release(k_read);
+          ++k_read;
+          if (msg.z == kPartial) apply_mask(s_rc, cs_rc, ss.meta[meta_read.index()].cols, row0);
+          release_msg();
+          sm.update(s_rc, p.scale_log2, alpha);
+          warpgroup_wait<0>();  // P V done
+          warpgroup_fence_operand(tOrO);
+          pipe_v.consumer_release(v_read);
+          ++v_read;
+          sm.rescale(o_rc, alpha);
+          convert_into(tSrS, rP);
+        }
+        release_msg();   // the kMsgEnd
+        bar_q_empty.arrive();  // no more Q reads in this tile
+        pipe_v.consumer_wait(v_read);
+        turn_wait();
+        wg_gemm<-1>(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+        turn_pass();
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tOrO);
+        pipe_v.consumer_release(v_read);
+        ++v_read;
+      } else {  // every key block is masked: O = 0, lse = -inf
+        release_msg();
+        bar_q_empty.arrive();
+      }
+      write_tile<Traits>(p, o_rc, co_rc, sm, b, h, m);
+    }
+  }
+};
+
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask
