@@ -70,6 +70,18 @@ FM_HD void extend_tile_bounds(TileBounds& t, const ColumnBounds& c) {
   t.ute_max = c.ute > t.ute_max ? c.ute : t.ute_max;
 }
 
+// Bounds of the union of two column ranges (e.g. two 64-column tiles seen as one block).
+FM_HD void merge_tile_bounds(TileBounds& t, const TileBounds& u) {
+  t.lts_min = u.lts_min < t.lts_min ? u.lts_min : t.lts_min;
+  t.lts_max = u.lts_max > t.lts_max ? u.lts_max : t.lts_max;
+  t.lte_min = u.lte_min < t.lte_min ? u.lte_min : t.lte_min;
+  t.lte_max = u.lte_max > t.lte_max ? u.lte_max : t.lte_max;
+  t.uts_min = u.uts_min < t.uts_min ? u.uts_min : t.uts_min;
+  t.uts_max = u.uts_max > t.uts_max ? u.uts_max : t.uts_max;
+  t.ute_min = u.ute_min < t.ute_min ? u.ute_min : t.ute_min;
+  t.ute_max = u.ute_max > t.ute_max ? u.ute_max : t.ute_max;
+}
+
 enum class TileKind : int32_t { kFullyMasked = 0, kPartial = 1, kUnmasked = 2 };
 
 // Rows [r0, r1) against key columns [c0, c1) (both non-empty). `causal_shift`

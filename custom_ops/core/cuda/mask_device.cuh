@@ -66,15 +66,7 @@ __device__ __forceinline__ TileBounds merged_bounds(const TileBounds* tb, int n0
                                                     int n_tiles_k) {
   TileBounds t = tb[n0];
   for (int n = n0 + 1; n < n0 + count && n < n_tiles_k; ++n) {
-    const TileBounds u = tb[n];
-    t.lts_min = min(t.lts_min, u.lts_min);
-    t.lts_max = max(t.lts_max, u.lts_max);
-    t.lte_min = min(t.lte_min, u.lte_min);
-    t.lte_max = max(t.lte_max, u.lte_max);
-    t.uts_min = min(t.uts_min, u.uts_min);
-    t.uts_max = max(t.uts_max, u.uts_max);
-    t.ute_min = min(t.ute_min, u.ute_min);
-    t.ute_max = max(t.ute_max, u.ute_max);
+    merge_tile_bounds(t, tb[n]);
   }
   return t;
 }

@@ -53,15 +53,7 @@ FM90_HD int block_kind(const MaskGeom& g, const TileBounds* tb, int r0, int r1,
 #pragma unroll
     for (int s = 1; s < kSub; ++s) {
       if (n * kSub + s < g.n_tiles64) {
-        const TileBounds u = tb[n * kSub + s];
-        t.lts_min = min(t.lts_min, u.lts_min);
-        t.lts_max = max(t.lts_max, u.lts_max);
-        t.lte_min = min(t.lte_min, u.lte_min);
-        t.lte_max = max(t.lte_max, u.lte_max);
-        t.uts_min = min(t.uts_min, u.uts_min);
-        t.uts_max = max(t.uts_max, u.uts_max);
-        t.ute_min = min(t.ute_min, u.ute_min);
-        t.ute_max = max(t.ute_max, u.ute_max);
+        merge_tile_bounds(t, tb[n * kSub + s]);
       }
     }
   } else {
