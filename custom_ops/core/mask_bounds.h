@@ -59,17 +59,6 @@ FM_HD TileBounds empty_tile_bounds() {
   return TileBounds{hi, lo, hi, lo, hi, lo, hi, lo};
 }
 
-FM_HD void extend_tile_bounds(TileBounds& t, const ColumnBounds& c) {
-  t.lts_min = c.lts < t.lts_min ? c.lts : t.lts_min;
-  t.lts_max = c.lts > t.lts_max ? c.lts : t.lts_max;
-  t.lte_min = c.lte < t.lte_min ? c.lte : t.lte_min;
-  t.lte_max = c.lte > t.lte_max ? c.lte : t.lte_max;
-  t.uts_min = c.uts < t.uts_min ? c.uts : t.uts_min;
-  t.uts_max = c.uts > t.uts_max ? c.uts : t.uts_max;
-  t.ute_min = c.ute < t.ute_min ? c.ute : t.ute_min;
-  t.ute_max = c.ute > t.ute_max ? c.ute : t.ute_max;
-}
-
 // Bounds of the union of two column ranges (e.g. two 64-column tiles seen as one block).
 FM_HD void merge_tile_bounds(TileBounds& t, const TileBounds& u) {
   t.lts_min = u.lts_min < t.lts_min ? u.lts_min : t.lts_min;
@@ -80,6 +69,10 @@ FM_HD void merge_tile_bounds(TileBounds& t, const TileBounds& u) {
   t.uts_max = u.uts_max > t.uts_max ? u.uts_max : t.uts_max;
   t.ute_min = u.ute_min < t.ute_min ? u.ute_min : t.ute_min;
   t.ute_max = u.ute_max > t.ute_max ? u.ute_max : t.ute_max;
+}
+
+FM_HD void extend_tile_bounds(TileBounds& t, const ColumnBounds& c) {
+  merge_tile_bounds(t, TileBounds{c.lts, c.lts, c.lte, c.lte, c.uts, c.uts, c.ute, c.ute});
 }
 
 enum class TileKind : int32_t { kFullyMasked = 0, kPartial = 1, kUnmasked = 2 };
