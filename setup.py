@@ -39,7 +39,10 @@ cpu_sources = sources("custom_ops/core/*.cc") + sources("custom_ops/core/cpu/*.c
 )
 
 if want_cuda():
-    from custom_ops.build_flags import cuda_sources, nvcc_flags
+    from custom_ops.build_flags import cuda_sources, nvcc_flags, sm90_notice
+
+    if sm90_notice(HERE):
+        print(sm90_notice(HERE))
 
     ext = CUDAExtension(
         sources=cpu_sources + cuda_sources(HERE),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI compile check of the CUDA build (no GPU, no Paddle GPU wheel needed):
 # compiles (-c only) the CUDA sources, one instantiation per kernel family
-# (forward, backward: bf16, head_dim 128), for sm_80 and sm_90a, plus the C
-# ABI and the Paddle CUDA adapter with -DPADDLE_WITH_CUDA. Paddle's headers
+# (sm80 forward and backward, sm90a forward: bf16, head_dim 128) with the
+# flags of custom_ops/build_flags.py (sm_80 + sm_90a), plus the C ABI and the
+# Paddle CUDA adapter with -DPADDLE_WITH_CUDA. Paddle's headers
 # want cuBLAS/cuFFT/cuRAND/cuSOLVER/cuSPARSE/cuDNN headers: their include/
 # dirs are unpacked from the nvidia-*-cu13 wheels into a temp dir if missing.
 #   bash .ci/compile_cuda.sh            (about 3-6 minutes on 2 cores)
@@ -14,22 +15,39 @@ if [ -n "${FLASHMASK_CI_WORK:-}" ]; then WORK=$FLASHMASK_CI_WORK; else
   WORK=$(mktemp -d /tmp/flashmask_ci.XXXXXX); trap 'rm -rf "$WORK"' EXIT; fi
 OBJ=$WORK/obj; mkdir -p "$OBJ"
 PY=${PYTHON:-python}
-GENCODE="-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a"
-NVFLAGS="-O3 -std=c++17 --use_fast_math -DFLASHMASK_WITH_CUDA -I$ROOT/custom_ops -Xcompiler=-fPIC $GENCODE"
 t0=$(date +%s)
 step() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 
+# CuTe/CUTLASS headers for the sm90a forward: the nvidia-cutlass wheel's
+# include/ tree (downloaded and unzipped, not installed: its Python
+# dependencies are not needed to compile)
+CUT=$WORK/cutlass
+if [ ! -d "$CUT/cutlass_library/source/include/cute" ]; then
+  step "fetch CUTLASS headers (nvidia-cutlass wheel)"
+  $PY -m pip download -q --no-deps --only-binary=:all: -d "$CUT/wheel" nvidia-cutlass 2>&1 | grep -v "^WARNING" || true
+  (cd "$CUT" && unzip -q -o wheel/*.whl 'cutlass_library/source/include/*')
+fi
+export FLASHMASK_CUTLASS_INCLUDE=$CUT/cutlass_library/source/include
+# the flags setup.py and custom_ops/torch/build.py use: sm_80 + sm_90a, sm90 kernels on
+NVFLAGS=$(cd "$ROOT" && $PY -c "from custom_ops.build_flags import nvcc_flags, with_sm90
+assert with_sm90('.'), 'CUTLASS headers not found: the sm90a kernels would be left out'
+print(' '.join(nvcc_flags('$ROOT')))")
+echo "nvcc flags: $NVFLAGS"
+
 # 1. CUDA kernels: the small units and one instantiation per family
-for src in prep.cu launch.cu inst/fwd_bf16_d128.cu inst/bwd_bf16_d128.cu; do
+#    (sm80 forward, sm80 backward, sm90a forward)
+for src in prep.cu launch.cu inst/fwd_bf16_d128.cu inst/bwd_bf16_d128.cu sm90/fwd_sm90.cu \
+           sm90/inst/fwd_sm90_bf16_d128.cu; do
   step "nvcc $src"
   $NVCC $NVFLAGS -c "$ROOT/custom_ops/core/cuda/$src" -o "$OBJ/$(basename "$src").o"
 done
 # the launcher links against every instantiation: check they all parse
 # (host-only syntax pass, no device code generation)
-for src in "$ROOT"/custom_ops/core/cuda/inst/*.cu; do
-  $NVCC -std=c++17 -DFLASHMASK_WITH_CUDA -I"$ROOT/custom_ops" -E "$src" -o /dev/null
+for src in "$ROOT"/custom_ops/core/cuda/inst/*.cu "$ROOT"/custom_ops/core/cuda/sm90/inst/*.cu; do
+  $NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -DFLASHMASK_WITH_SM90 -I"$ROOT/custom_ops" \
+    -I"$FLASHMASK_CUTLASS_INCLUDE" -E "$src" -o /dev/null
 done
-step "preprocessed all $(ls "$ROOT"/custom_ops/core/cuda/inst/*.cu | wc -l) instantiation units"
+step "preprocessed all $(ls "$ROOT"/custom_ops/core/cuda/inst/*.cu "$ROOT"/custom_ops/core/cuda/sm90/inst/*.cu | wc -l) instantiation units"
 
 # 2. the C ABI with CUDA
 step "g++ flashmask_api.cc"

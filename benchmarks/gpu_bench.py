@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 
 import numpy as np
@@ -25,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
+from gpu_common import cuda_time_ms, unmasked_pairs  # noqa: E402
 from results import update_section  # noqa: E402
 
 
@@ -54,55 +54,12 @@ def make_mask(name, batch, seqlen):
     raise ValueError(name)
 
 
-def unmasked_pairs(idx, causal, sq, sk):
-    """Sum over batches and mask columns of the rows that see each key (O(S))."""
-    j = np.arange(sk)
-    lo = np.maximum(0, j - (sk - sq)) if causal else np.zeros(sk, dtype=np.int64)
-    if idx is None:
-        return int(np.sum(sq - lo))
-    idx = idx.astype(np.int64)
-    n = idx.shape[-1]
-    lts = idx[..., 0]
-    full, zero = np.full_like(lts, sq), np.zeros_like(lts)
-    if causal:
-        lte, uts, ute = (idx[..., 1] if n == 2 else full), zero, zero
-    elif n == 2:
-        lte, uts, ute = full, zero, idx[..., 1]
-    else:
-        lte, uts, ute = idx[..., 1], idx[..., 2], idx[..., 3]
-
-    def overlap(a0, a1, b0, b1):
-        return np.maximum(0, np.minimum(a1, b1) - np.maximum(a0, b0))
-
-    hi = np.full_like(lts, sq)
-    m_low = overlap(lts, lte, lo, hi)
-    m_up = overlap(uts, ute, lo, hi)
-    both = overlap(np.maximum(lts, uts), np.minimum(lte, ute), lo, hi)
-    visible = (sq - lo) - (m_low + m_up - both)
-    return int(visible.sum())
-
-
-def cuda_time_ms(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def bench_config(mask_name, seqlen, args):
     dev = "cuda"
     batch = args.tokens // seqlen
     h, d = args.heads, args.head_dim
     idx_np, causal, docs = make_mask(mask_name, batch, seqlen)
-    pairs = unmasked_pairs(idx_np, causal, seqlen, seqlen) * (1 if idx_np is not None else batch)
+    pairs = unmasked_pairs(idx_np, causal, seqlen, seqlen, batch)
     fwd_flops = 4.0 * d * h * pairs
     torch.manual_seed(0)
     q = torch.randn(batch, seqlen, h, d, device=dev, dtype=torch.bfloat16, requires_grad=True)

@@ -8,6 +8,7 @@ import paddle
 from . import validation as v
 
 FLOAT_DTYPES = (paddle.float16, paddle.bfloat16, paddle.float32)
+_CHECKED = v.CheckedOnce()
 
 
 def _is_dygraph():
@@ -58,7 +59,10 @@ def check_startend_row_indices(idx, *, causal, batch, seqlen_q, seqlen_k, num_he
         raise TypeError(f"{v.INDICES} must be int32, got {idx.dtype}")
     v.check_indices_shape(idx.shape, causal=causal, batch=batch, seqlen_k=seqlen_k,
                           num_heads=num_heads, num_heads_k=num_heads_k)
-    # Values need the data: O(S) work, one sync on GPU (PADDLE_FLASHMASK_CHECK_INDICES=0 skips it).
-    if _is_dygraph() and os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0":
+    # Values need the data: O(S) work and one sync on GPU, once per tensor version
+    # (a mask shared by all layers is checked once); PADDLE_FLASHMASK_CHECK_INDICES=0 skips it.
+    if (_is_dygraph() and os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0"
+            and not _CHECKED.seen(idx, idx.inplace_version, seqlen_q, causal)):
         v.check_index_values(int(idx.min()), int(idx.max()), seqlen_q, causal, idx.shape[-1],
                              lambda s, e: bool((idx[..., s] > idx[..., e]).any()))
+        _CHECKED.add(idx, idx.inplace_version, seqlen_q, causal)

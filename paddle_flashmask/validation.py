@@ -3,6 +3,7 @@ PyTorch door (torch/interface.py). They see shapes, Python scalars and
 callbacks, never a framework tensor, so both doors refuse the same inputs with
 the same words: a ValueError or TypeError that names the argument."""
 import math
+import weakref
 
 # Head dims the CUDA kernels are instantiated for; the CPU kernel takes any up to 512.
 CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
@@ -120,3 +121,23 @@ def check_index_values(lo, hi, seqlen_q, causal, ncols, start_exceeds_end):
     for s, e, sn, en in pairs:
         if start_exceeds_end(s, e):
             raise ValueError(f"{INDICES}: start must not exceed end ({sn} <= {en}) in every column")
+
+
+class CheckedOnce:
+    """Remembers which index tensors already passed check_index_values, so a
+    mask reused by every layer of a model costs one device sync, not one per
+    call. A tensor counts as checked for (its in-place version, seqlen_q,
+    causal); weak references keep the cache from holding tensors alive."""
+
+    def __init__(self):
+        self._seen = {}
+
+    def seen(self, tensor, version, *context):
+        entry = self._seen.get(id(tensor))
+        return entry is not None and entry[0]() is tensor and entry[1] == (version,) + context
+
+    def add(self, tensor, version, *context):
+        key = id(tensor)
+        self._seen[key] = (weakref.ref(tensor, lambda _r, k=key: self._seen.pop(k, None)),
+                           (version,) + context)
+

@@ -87,3 +87,25 @@ def test_valid_edge_values_accepted():
     t[..., 0], t[..., 1], t[..., 2], t[..., 3] = 16, 16, 0, 0
     out = call(startend=paddle.to_tensor(t), causal=False)
     assert list(out.shape) == [2, 16, 4, 16]
+
+
+def test_index_values_checked_once_per_tensor_version(monkeypatch):
+    """A mask reused by every layer is value-checked (one device sync) once;
+    an in-place change, another seqlen_q or another causal flag checks again."""
+    from paddle_flashmask import validation
+
+    calls = []
+    real = validation.check_index_values
+    monkeypatch.setattr(validation, "check_index_values", lambda *a: calls.append(1) or real(*a))
+    mask = idx(value=8)
+    for _ in range(3):
+        call(startend=mask, causal=True)
+    assert len(calls) == 1
+    mask.add_(paddle.full_like(mask, 9))  # in place: values now 17 > seqlen_q
+    with pytest.raises(ValueError, match=r"\[0, seqlen_q=16\]"):
+        call(startend=mask, causal=True)
+    assert len(calls) == 2
+    fresh = idx(value=8)
+    call(startend=fresh, causal=True)
+    call(startend=fresh.tile([1, 1, 1, 2]), causal=False)  # another tensor: checked
+    assert len(calls) == 4

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-from custom_ops.build_flags import cuda_sources, nvcc_flags  # noqa: E402
+from custom_ops.build_flags import cuda_sources, nvcc_flags, sm90_notice  # noqa: E402
 
 CORE = os.path.join(ROOT, "custom_ops", "core")
 CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp", "-fPIC", "-I" + os.path.join(ROOT, "custom_ops")]
@@ -90,12 +90,14 @@ def build_core(build_dir, with_cuda, archs, jobs):
     objs = _compile_group(build_dir, "cpu", cc, cpu_deps, (CXX_FLAGS, defs),
                           lambda s, o: ["g++"] + CXX_FLAGS + defs + ["-c", s, "-o", o], jobs)
     if cu:
+        if sm90_notice(ROOT, archs):
+            print(sm90_notice(ROOT, archs))
         nvcc = find_nvcc()
         flags = nvcc_flags(ROOT, archs)
-        # what these objects include: the core headers, cuda/*.cu[h]/*.h, inst/*.cu
-        # (not other engineers' subfolders, e.g. cuda/sm90/, which this build ignores)
-        cu_deps = headers + [f for pat in ("*.cu", "*.cuh", "*.h", os.path.join("inst", "*.cu"))
-                             for f in glob.glob(os.path.join(CORE, "cuda", pat))]
+        # what these objects include: the core headers, cuda/ and cuda/sm90/
+        # (*.cu, *.cuh, *.h, inst/*.cu); the CUTLASS headers enter through the flags
+        cu_deps = headers + [f for sub in ("", "sm90") for pat in ("*.cu", "*.cuh", "*.h", os.path.join("inst", "*.cu"))
+                             for f in glob.glob(os.path.join(CORE, "cuda", sub, pat))]
         objs += _compile_group(build_dir, "cuda", cu, cu_deps, flags,
                                lambda s, o: [nvcc] + flags + ["-c", s, "-o", o], jobs)
     return objs

@@ -8,6 +8,7 @@ from .. import validation as v
 from ._function import FlashMaskFunction
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32)
+_CHECKED = v.CheckedOnce()
 
 
 def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
@@ -125,6 +126,10 @@ def _check_indices(idx, causal, b, sq, sk, h, hk, device):
                           num_heads_k=hk)
     if idx.device != device:
         raise ValueError(f"{v.INDICES} is on {idx.device} but query is on {device}")
-    if os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0":
+    # Values need the data: one device sync, once per tensor version (a mask
+    # shared by all layers is checked once); PADDLE_FLASHMASK_CHECK_INDICES=0 skips it.
+    if os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0" and not _CHECKED.seen(
+            idx, idx._version, sq, causal):
         v.check_index_values(int(idx.min()), int(idx.max()), sq, causal, idx.shape[-1],
                              lambda s, e: bool((idx[..., s] > idx[..., e]).any()))
+        _CHECKED.add(idx, idx._version, sq, causal)

@@ -86,10 +86,19 @@ def run_case(b, sq, sk, h, hk, d, dtype, causal, idx, *, dropout=0.0, scale=None
     return out, q.grad, k.grad, v.grad
 
 
+@pytest.fixture(params=["default", "sm80"])
+def kernel_path(request, monkeypatch):
+    """default: the dispatcher's choice (the sm90a forward on Hopper); sm80:
+    FLASHMASK_DISABLE_SM90=1, so Hopper also proves the sm80 forward."""
+    if request.param == "sm80":
+        monkeypatch.setenv("FLASHMASK_DISABLE_SM90", "1")
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp16", "bf16"])
 @pytest.mark.parametrize("d", HEAD_DIMS)
 @pytest.mark.parametrize("causal,ncols", LAYOUTS)
-def test_layouts_head_dims(dtype, d, causal, ncols):
+def test_layouts_head_dims(dtype, d, causal, ncols, kernel_path):
     gen = torch.Generator().manual_seed(d + ncols)
     b, sq, sk, h, hk = 2, 197, 197, 4, 2
     idx = random_startend(gen, b, 1 + (ncols % 2) * (hk - 1), sq, sk, causal, ncols)
@@ -178,7 +187,7 @@ def _paper_masks():
 
 
 @pytest.mark.parametrize("name,make", _paper_masks() or [pytest.param(None, None, marks=pytest.mark.skip("paper_masks absent"))])
-def test_paper_masks(name, make):
+def test_paper_masks(name, make, kernel_path):
     spec = make(name, 2, 512, seed=0)
     idx = spec.startend_row_indices
     idx = None if idx is None else torch.as_tensor(idx).to(torch.int32)

@@ -9,6 +9,11 @@
 
 #include "flashmask_cuda.h"
 #include "launch.h"
+#ifdef FLASHMASK_WITH_SM90
+#include <cstdlib>
+
+#include "sm90/fwd_sm90.h"
+#endif
 
 namespace flashmask {
 namespace cuda {
@@ -74,9 +79,30 @@ void dispatch_bwd(const BwdParams& p, const TileBounds* bounds, const float* del
   }
 }
 
+// The sm90a forward (sm90/) takes fp16/bf16, d 64/128/256, no dropout, on
+// compute capability 9.x; FLASHMASK_DISABLE_SM90=1 forces the sm80 kernels.
+bool use_sm90_fwd(const FwdParams& p) {
+#ifdef FLASHMASK_WITH_SM90
+  if (std::getenv("FLASHMASK_DISABLE_SM90") != nullptr) return false;
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  return sm90::can_run_fwd(p, major);
+#else
+  (void)p;
+  return false;
+#endif
+}
+
 }  // namespace
 
-size_t fwd_workspace_size(const FwdParams& p) { return bounds_bytes(p); }
+size_t fwd_workspace_size(const FwdParams& p) {
+#ifdef FLASHMASK_WITH_SM90
+  // + the sm90 scheduler's scratch, which it takes from the workspace's end
+  if (use_sm90_fwd(p)) return bounds_bytes(p) + sm90::fwd_extra_workspace_bytes(p);
+#endif
+  return bounds_bytes(p);
+}
 
 size_t bwd_workspace_size(const BwdParams& p) {
   return bounds_bytes(p) + delta_bytes(p) + dq_accum_bytes(p);
@@ -88,6 +114,9 @@ void flashmask_fwd(const FwdParams& p, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   TileBounds* bounds = static_cast<TileBounds*>(p.workspace);
   if (p.mask.ncols > 0) launch_mask_bounds(p, bounds, s);
+#ifdef FLASHMASK_WITH_SM90
+  if (use_sm90_fwd(p)) return sm90::run_fwd(p, bounds, s);
+#endif
   if (p.dtype == DType::kFloat16)
     dispatch_fwd<__half>(p, bounds, s);
   else

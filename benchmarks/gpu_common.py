@@ -1,0 +1,94 @@
+"""Shared by the GPU benchmarks: CUDA-event timing, per-kernel times from the
+profiler, and the sparsity-aware FLOP count (unmasked (row, key) pairs,
+computed column-wise in O(S) from startend_row_indices)."""
+import statistics
+
+import numpy as np
+
+
+def cuda_time_ms(fn, warmup, reps):
+    """Median of `reps` CUDA-event timings of fn() after `warmup` calls."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def kernel_times_us(fn, reps=3):
+    """{kernel name: mean device time in us per fn() call} from the torch profiler."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    out = {}
+    for evt in prof.key_averages():
+        t = getattr(evt, "device_time_total", None)
+        if t is None:
+            t = evt.cuda_time_total
+        if t > 0:
+            out[evt.key] = out.get(evt.key, 0.0) + t / reps
+    return out
+
+
+def _overlap(a0, a1, b0, b1):
+    return np.maximum(0, np.minimum(a1, b1) - np.maximum(a0, b0))
+
+
+def unmasked_pairs(idx, causal, sq, sk, batch=1):
+    """Visible (row, key) pairs summed over batch rows and mask heads.
+
+    idx: int [B, Hm, Sk, ncols] (the FlashMask column layout) or None (then
+    `batch` rows of plain or causal attention). Multiply by H / Hm for the
+    pairs of all query heads."""
+    j = np.arange(sk)
+    lo = np.maximum(0, j - (sk - sq)) if causal else np.zeros(sk, dtype=np.int64)
+    if idx is None:
+        return int(np.sum(sq - lo)) * batch
+    idx = np.asarray(idx).astype(np.int64)
+    n = idx.shape[-1]
+    lts = idx[..., 0]
+    full, zero = np.full_like(lts, sq), np.zeros_like(lts)
+    if causal:
+        lte, uts, ute = (idx[..., 1] if n == 2 else full), zero, zero
+    elif n == 2:
+        lte, uts, ute = full, zero, idx[..., 1]
+    else:
+        lte, uts, ute = idx[..., 1], idx[..., 2], idx[..., 3]
+    hi = np.full_like(lts, sq)
+    m_low = _overlap(lts, lte, lo, hi)
+    m_up = _overlap(uts, ute, lo, hi)
+    both = _overlap(np.maximum(lts, uts), np.minimum(lte, ute), lo, hi)
+    return int(((sq - lo) - (m_low + m_up - both)).sum())
+
+
+def four_column_bounds(idx, causal, sq):
+    """Any layout -> non-causal [LTS, LTE, UTS, UTE] int32 [B, Hm, Sk, 4] with
+    the same mask (Sq == Sk): causal becomes the upper band [0, j)."""
+    idx = np.asarray(idx).astype(np.int64)
+    n = idx.shape[-1]
+    lts = idx[..., 0]
+    j = np.broadcast_to(np.arange(idx.shape[2]), lts.shape)
+    full, zero = np.full_like(lts, sq), np.zeros_like(lts)
+    if causal:
+        lte = idx[..., 1] if n == 2 else full
+        uts, ute = zero, j
+    elif n == 2:
+        lte, uts, ute = full, zero, idx[..., 1]
+    else:
+        lte, uts, ute = idx[..., 1], idx[..., 2], idx[..., 3]
+    return np.stack([lts, lte, uts, ute], axis=-1).astype(np.int32)

@@ -1,0 +1,363 @@
+"""The FlashMask paper's twelve masks on the GPU: our kernels (the sm90a
+forward where the device has it, and the sm80 path) against FlexAttention and
+cuDNN SDPA, in one run.
+
+    python benchmarks/mask_suite.py run [--seqlens 8192 32768 131072] [--masks ...]
+                                        [--head-dims 128] [--json PATH]
+    python benchmarks/mask_suite.py report PATH.json [PATH.json ...]
+
+`run` (on the device) times every (mask, S, head_dim) with B*S = 128K tokens,
+H = 32, bf16, and writes JSON. `report` (anywhere) merges JSON files into the
+gpu_suite section of benchmarks/RESULTS.md and a PNG per S under
+benchmarks/plots/.
+
+Masks: paddle_flashmask.paper_masks (the paper's parameters, fixed seed 0).
+FLOPs are sparsity-aware: fwd = 4 * D * (unmasked (row, key) pairs over all
+heads), bwd = 2.5 * fwd; times are medians of CUDA-event timings; bwd time =
+(fwd + bwd) - fwd. Implementations:
+  flashmask       our default dispatch (sm90a forward on Hopper; sm80 backward)
+  flashmask_sm80  the same with FLASHMASK_DISABLE_SM90=1
+  flex            torch.compile'd flex_attention with a block mask built
+                  (outside the timing, reported as build ms) from one
+                  mask_mod reading the same column bounds; fully unmasked
+                  blocks skip the mask_mod
+  cudnn           SDPA's cuDNN backend, where the mask is expressible (full, causal)
+  sdpa_flash      SDPA's FlashAttention-2 backend, same masks
+Our mask preprocessing (prep.cu's bounds kernel and the sm90 scheduler's
+pre-pass) is timed with the profiler and reported as a share of the forward.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask  # noqa: E402
+
+IMPLS = ("flashmask", "flashmask_sm80", "flex", "cudnn", "sdpa_flash")
+PREP_KERNELS = ("mask_bounds_kernel", "work_count_kernel", "work_sort_kernel")
+DENSE_MASKS = ("full", "causal")  # expressible in SDPA (cuDNN, flash)
+EXTRA_DIM_MASKS = ("causal", "causal_document")
+
+
+# ----------------------------------------------------------------------------
+# run (device)
+# ----------------------------------------------------------------------------
+
+def _sm80(fn):
+    """fn run with the sm90a kernels disabled (the launcher reads the variable per call)."""
+    def wrapped():
+        os.environ["FLASHMASK_DISABLE_SM90"] = "1"
+        try:
+            return fn()
+        finally:
+            del os.environ["FLASHMASK_DISABLE_SM90"]
+    return wrapped
+
+
+def _flex_block_mask(bounds, batch, seqlen, device):
+    """Block mask from [B, Hm, S, 4] (LTS, LTE, UTS, UTE) bounds: key j hidden
+    from rows in [LTS, LTE) and [UTS, UTE). Returns (block_mask, build ms)."""
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    per_head = bounds.shape[1] > 1
+    lts, lte, uts, ute = (torch.from_numpy(np.ascontiguousarray(bounds[..., c])).to(device) for c in range(4))
+
+    def mask_mod(b, h, qi, kj):
+        hh = h if per_head else 0
+        return ~(((qi >= lts[b, hh, kj]) & (qi < lte[b, hh, kj])) |
+                 ((qi >= uts[b, hh, kj]) & (qi < ute[b, hh, kj])))
+
+    def build():
+        return create_block_mask(mask_mod, batch, bounds.shape[1] if per_head else None, seqlen, seqlen,
+                                 device=device, _compile=True)
+
+    build()  # compile the builder once
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    block_mask = build()
+    end.record()
+    torch.cuda.synchronize()
+    return block_mask, start.elapsed_time(end)
+
+
+def bench_config(name, seqlen, head_dim, args, flex_fn):
+    import torch
+    from gpu_common import cuda_time_ms, four_column_bounds, kernel_times_us, unmasked_pairs
+    from paddle_flashmask.torch import flashmask_attention
+
+    dev, h = "cuda", args.heads
+    batch = args.tokens // seqlen
+    spec = make_paper_mask(name, batch, seqlen, seed=0, num_heads=h)
+    idx_np, causal = spec.startend_row_indices, spec.causal
+    pairs = unmasked_pairs(idx_np, causal, seqlen, seqlen) * (h // idx_np.shape[1])
+    fwd_flops = 4.0 * head_dim * pairs
+    density = pairs / (batch * h * seqlen * seqlen)
+    # full and causal go to our kernels as users pass them: no mask tensor
+    idx = None if name in DENSE_MASKS else torch.from_numpy(np.ascontiguousarray(idx_np)).to(dev)
+    torch.manual_seed(0)
+    shape = (batch, seqlen, h, head_dim)
+    q, k, v = (torch.randn(shape, device=dev, dtype=torch.bfloat16).requires_grad_() for _ in range(3))
+    dout = torch.randn(shape, device=dev, dtype=torch.bfloat16)
+    qt, kt, vt = (t.detach().transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
+    doutt = dout.transpose(1, 2).contiguous()
+
+    def ours():
+        return flashmask_attention(q, k, v, idx, causal=causal)
+
+    impls = {"flashmask": (ours, dout), "flashmask_sm80": (_sm80(ours), dout)}
+    meta = {}
+    if "flex" in args.impls:
+        block_mask, meta["flex_block_mask_build_ms"] = _flex_block_mask(
+            four_column_bounds(idx_np, causal, seqlen), batch, seqlen, dev)
+        impls["flex"] = (lambda: flex_fn(qt, kt, vt, block_mask=block_mask), doutt)
+    if name in DENSE_MASKS:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        def sdpa(backend):
+            def f():
+                with sdpa_kernel(backend):
+                    return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+            return f
+        impls["cudnn"] = (sdpa(SDPBackend.CUDNN_ATTENTION), doutt)
+        impls["sdpa_flash"] = (sdpa(SDPBackend.FLASH_ATTENTION), doutt)
+
+    reps = args.reps or {8192: 10, 32768: 6}.get(seqlen, 3)
+    results = {}
+    outputs = {}
+    for impl, (fwd, grad) in impls.items():
+        if impl not in args.impls:
+            continue
+        try:
+            with torch.no_grad():
+                out = fwd()
+                outputs[impl] = (out if out.shape == q.shape else out.transpose(1, 2)).float()
+            t_fwd = cuda_time_ms(fwd, args.warmup, reps)
+
+            def fwd_bwd():
+                fwd().backward(grad)
+
+            t_tot = cuda_time_ms(fwd_bwd, args.warmup, reps)
+            res = {"fwd_ms": t_fwd, "total_ms": t_tot, "bwd_ms": t_tot - t_fwd,
+                   "fwd_tflops": fwd_flops / t_fwd / 1e9,
+                   "bwd_tflops": 2.5 * fwd_flops / max(t_tot - t_fwd, 1e-9) / 1e9,
+                   "total_tflops": 3.5 * fwd_flops / t_tot / 1e9}
+            if impl == "flashmask":
+                kt_us = kernel_times_us(fwd)
+                prep = sum(t for kname, t in kt_us.items() if any(p in kname for p in PREP_KERNELS))
+                res["prep_us"] = prep
+                res["fwd_kernels_us"] = sum(kt_us.values())
+                res["fwd_kernel_names"] = sorted(kt_us)
+            results[impl] = res
+        except Exception as e:  # noqa: BLE001 - report it, keep benchmarking the rest
+            results[impl] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        for t in (q, k, v, qt, kt, vt):
+            t.grad = None
+        print(name, seqlen, head_dim, impl, {k_: v_ for k_, v_ in results[impl].items()
+                                             if k_ != "fwd_kernel_names"}, flush=True)
+    # cross-check: every implementation's output against ours (same inputs, same mask)
+    ref = outputs.get("flashmask")
+    for impl, out in outputs.items():
+        if ref is not None and impl != "flashmask" and "error" not in results[impl]:
+            results[impl]["max_abs_diff_vs_flashmask"] = float((out - ref).abs().max())
+    del q, k, v, qt, kt, vt, outputs
+    torch.cuda.empty_cache()
+    return {"mask": name, "seqlen": seqlen, "head_dim": head_dim, "batch": batch, "heads": h,
+            "density": density, "fwd_flops": fwd_flops, "results": results, **meta}
+
+
+def cmd_run(args):
+    import torch
+
+    flex_fn = None
+    if "flex" in args.impls:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        flex_fn = torch.compile(flex_attention, dynamic=False)
+    configs = [(m, s, d) for s in args.seqlens for m in args.masks for d in args.head_dims]
+    configs += [(m, s, d) for s in args.seqlens for m in EXTRA_DIM_MASKS if m in args.masks
+                for d in args.extra_head_dims]
+    rows = []
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "command": "python benchmarks/mask_suite.py " + " ".join(sys.argv[1:]),
+            "tokens": args.tokens, "heads": args.heads}
+    for m, s, d in configs:
+        rows.append(bench_config(m, s, d, args, flex_fn))
+        with open(args.json, "w") as f:  # after every config: a timeout keeps what ran
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    print("wrote", args.json)
+
+
+# ----------------------------------------------------------------------------
+# report (anywhere)
+# ----------------------------------------------------------------------------
+
+def _ratio(a, b):
+    return a / b if a and b else float("nan")
+
+
+def _fmt(x, spec="{:.0f}"):
+    return "-" if x is None or x != x else spec.format(x)
+
+
+def markdown(rows, metas):
+    m0 = metas[0]
+    lines = [
+        "## The paper's twelve masks on the GPU: FlashMask vs FlexAttention and cuDNN",
+        "",
+        f"- date: {', '.join(sorted({m['date'] for m in metas}))}",
+        f"- device: {m0['device']}; torch {m0['torch']}",
+        *[f"- command: `{m['command']}`" for m in metas],
+        f"- B*S = {m0['tokens']} tokens, H = {m0['heads']}, bf16; masks from "
+        "`paddle_flashmask.paper_masks` (seed 0); sparsity-aware TFLOP/s (fwd = 4*D*unmasked pairs, "
+        "bwd = 2.5*fwd); median CUDA-event times; bwd = total - fwd.",
+        "- flashmask = our default dispatch (sm90a forward, sm80 backward); sm80 = "
+        "FLASHMASK_DISABLE_SM90=1; flex = torch.compile'd flex_attention (block mask from the same "
+        "column bounds, built outside the timing); cudnn = SDPA cuDNN backend (full, causal only).",
+        "- x flex / x cudnn = their time over ours (our speed-up); prep = our mask preprocessing "
+        "kernels' share of our forward time; diff = max |out - ours| of flex's output.",
+        "",
+    ]
+    by_s = {}
+    for r in rows:
+        by_s.setdefault((r["seqlen"], r["head_dim"]), []).append(r)
+    for (s, d), group in sorted(by_s.items(), key=lambda kv: (kv[0][1] != 128, kv[0])):
+        lines += [f"### S = {s}, D = {d} (B = {group[0]['batch']})", "",
+                  "| mask | density | fwd TFLOP/s | fwd x flex | fwd x cudnn | sm80 fwd | flex fwd | "
+                  "bwd TFLOP/s | total TFLOP/s | total x flex | total x cudnn | flex total | prep % | "
+                  "flex mask build ms | diff |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in group:
+            res = r["results"]
+            ours, sm80, flex, cud = (res.get(k, {}) for k in ("flashmask", "flashmask_sm80", "flex", "cudnn"))
+            prep = (100.0 * ours["prep_us"] / (1000.0 * ours["fwd_ms"])) if "prep_us" in ours else None
+            lines.append(
+                f"| {r['mask']} | {r['density']:.3f} | {_fmt(ours.get('fwd_tflops'))} | "
+                f"{_fmt(_ratio(flex.get('fwd_ms'), ours.get('fwd_ms')), '{:.2f}')} | "
+                f"{_fmt(_ratio(cud.get('fwd_ms'), ours.get('fwd_ms')), '{:.2f}')} | "
+                f"{_fmt(sm80.get('fwd_tflops'))} | {_fmt(flex.get('fwd_tflops'))} | "
+                f"{_fmt(ours.get('bwd_tflops'))} | {_fmt(ours.get('total_tflops'))} | "
+                f"{_fmt(_ratio(flex.get('total_ms'), ours.get('total_ms')), '{:.2f}')} | "
+                f"{_fmt(_ratio(cud.get('total_ms'), ours.get('total_ms')), '{:.2f}')} | "
+                f"{_fmt(flex.get('total_tflops'))} | {_fmt(prep, '{:.2f}')} | "
+                f"{_fmt(r.get('flex_block_mask_build_ms'), '{:.1f}')} | "
+                f"{_fmt(flex.get('max_abs_diff_vs_flashmask'), '{:.1e}')} |")
+        errors = [f"{r['mask']} {k}: {v['error']}" for r in group for k, v in r["results"].items() if "error" in v]
+        lines += [""] + [f"- error: {e}" for e in errors] + ([""] if errors else [])
+    return "\n".join(lines) + "\n"
+
+
+def targets(rows):
+    """Issue #6/#7's bars, checked on the D = 128 rows: one line per S."""
+    lines = ["### Targets (D = 128): fwd >= 1.6x flex (1.7x for causal_document, sliding_window, "
+             "share_question at 8K), causal fwd >= cudnn, sparse masks >= 85 % of our causal fwd TFLOP/s, "
+             "prep <= 2 % of the forward; total >= 1.6x flex", ""]
+    for s in sorted({r["seqlen"] for r in rows}):
+        group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128]
+        res = {r["mask"]: r["results"] for r in group}
+        if "flashmask" not in res.get("causal", {}):
+            continue
+        fwd_x, tot_x, low, preps = {}, {}, [], []
+        causal_tf = res["causal"]["flashmask"]["fwd_tflops"]
+        for m, rr in res.items():
+            ours, flex = rr.get("flashmask", {}), rr.get("flex", {})
+            if "fwd_ms" in ours and "fwd_ms" in flex:
+                fwd_x[m] = flex["fwd_ms"] / ours["fwd_ms"]
+                tot_x[m] = flex["total_ms"] / ours["total_ms"]
+            if m not in DENSE_MASKS and "fwd_tflops" in ours and ours["fwd_tflops"] < 0.85 * causal_tf:
+                low.append(f"{m} {100 * ours['fwd_tflops'] / causal_tf:.0f}%")
+            if "prep_us" in ours:
+                preps.append(100.0 * ours["prep_us"] / (1000.0 * ours["fwd_ms"]))
+
+        def bar(m):
+            return 1.7 if s == 8192 and m in ("causal_document", "sliding_window", "share_question") else 1.6
+        miss = [f"{m} {x:.2f}" for m, x in fwd_x.items() if x < bar(m)]
+        cud = res["causal"].get("cudnn", {})
+        cud_x = cud["fwd_ms"] / res["causal"]["flashmask"]["fwd_ms"] if "fwd_ms" in cud else float("nan")
+        lines.append(
+            f"- S = {s}: fwd x flex {min(fwd_x.values()):.2f}-{max(fwd_x.values()):.2f} "
+            f"({len(fwd_x) - len(miss)}/{len(fwd_x)} at the bar); causal fwd x cudnn {cud_x:.2f}; "
+            f"sparse masks below 85 % of causal: {', '.join(low) or 'none'}; "
+            f"prep max {max(preps or [0]):.2f} %; total x flex {min(tot_x.values()):.2f}-{max(tot_x.values()):.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, out_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for s in sorted({r["seqlen"] for r in rows}):
+        group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128]
+        if not group:
+            continue
+        fig, axes = plt.subplots(2, 1, figsize=(13, 8), sharex=True)
+        x = np.arange(len(group))
+        impls = [i for i in IMPLS if any(i in r["results"] and "error" not in r["results"][i] for r in group)]
+        width = 0.8 / len(impls)
+        for ax, key, title in ((axes[0], "fwd_tflops", "forward"), (axes[1], "total_tflops", "forward + backward")):
+            for n, impl in enumerate(impls):
+                vals = [r["results"].get(impl, {}).get(key, 0.0) for r in group]
+                ax.bar(x + (n - (len(impls) - 1) / 2) * width, vals, width, label=impl)
+            ax.set_ylabel("TFLOP/s (sparsity-aware)")
+            ax.set_title(f"{title}, S = {s}, B*S = {group[0]['batch'] * s}, H = {group[0]['heads']}, D = 128, bf16")
+            ax.grid(axis="y", alpha=0.3)
+        axes[1].set_xticks(x, [r["mask"] for r in group], rotation=30, ha="right")
+        axes[0].legend(ncol=len(impls), fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"mask_suite_S{s}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def cmd_report(args):
+    from results import update_section
+
+    rows, metas = [], []
+    for path in args.json:
+        data = json.load(open(path))
+        rows += data["rows"]
+        metas.append(data["meta"])
+    md = markdown(rows, metas) + "\n" + targets(rows)
+    paths = plot(rows, os.path.join(ROOT, "benchmarks", "plots"))
+    md += "\nPlots: " + ", ".join(f"`{os.path.relpath(p, ROOT)}`" for p in paths) + "\n"
+    update_section("gpu_suite", md)
+    print(md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--seqlens", type=int, nargs="+", default=[8192, 32768, 131072])
+    run.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
+    run.add_argument("--head-dims", type=int, nargs="*", default=[128])
+    run.add_argument("--extra-head-dims", type=int, nargs="*", default=[64, 256],
+                     help="also run causal and causal_document at these head dims")
+    run.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    run.add_argument("--tokens", type=int, default=128 * 1024)
+    run.add_argument("--heads", type=int, default=32)
+    run.add_argument("--warmup", type=int, default=2)
+    run.add_argument("--reps", type=int, default=0, help="0: 10 at 8K, 6 at 32K, 3 longer")
+    run.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "mask_suite.json"))
+    rep = sub.add_parser("report")
+    rep.add_argument("json", nargs="+")
+    args = ap.parse_args()
+    cmd_run(args) if args.cmd == "run" else cmd_report(args)
+
+
+if __name__ == "__main__":
+    main()

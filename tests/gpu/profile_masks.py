@@ -1,0 +1,49 @@
+"""One forward per paper mask inside a cudaProfilerStart/Stop window, for ncu:
+
+    ncu --profile-from-start off -k regex:fwd_kernel_sm90 --section SpeedOfLight ... \
+        python tests/gpu/profile_masks.py --masks causal sliding_window --seqlen 8192
+
+B * S = 128K tokens, H = 32, D = 128, bf16 (the mask suite's shapes)."""
+import argparse
+import os
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask  # noqa: E402
+from paddle_flashmask.torch import flashmask_attention  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--masks", nargs="+", default=["causal"], choices=PAPER_MASKS)
+    ap.add_argument("--seqlen", type=int, default=8192)
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--backward", action="store_true", help="profile forward + backward")
+    args = ap.parse_args()
+    s, h, d = args.seqlen, 32, args.head_dim
+    b = 128 * 1024 // s
+    for name in args.masks:
+        spec = make_paper_mask(name, b, s, seed=0, num_heads=h)
+        idx = None if name in ("full", "causal") else torch.from_numpy(spec.startend_row_indices).cuda()
+        q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16, requires_grad=args.backward)
+                   for _ in range(3))
+
+        def step():
+            out = flashmask_attention(q, k, v, idx, causal=spec.causal)
+            if args.backward:
+                out.backward(torch.ones_like(out))
+
+        step(), step()
+        torch.cuda.synchronize()
+        torch.cuda.cudart().cudaProfilerStart()
+        step()
+        torch.cuda.synchronize()
+        torch.cuda.cudart().cudaProfilerStop()
+        print("profiled", name, flush=True)
+
+
+if __name__ == "__main__":
+    main()
