@@ -178,7 +178,8 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
-        "command": "python " + " ".join(sys.argv),
+        "command": " ".join([f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("FLASHMASK_")]
+                            + ["python"] + sys.argv),
         "tokens": args.tokens, "heads": args.heads, "head_dim": args.head_dim,
     }
     out_dir = os.environ.get("OUT") or os.path.join(ROOT, "benchmarks", "out")

@@ -4,9 +4,10 @@ when torch is a CUDA build and nvcc is found):
     python custom_ops/torch/build.py [--jobs N] [--archs 90] [--objects-only]
 
 1. The core (C ABI, CPU kernels, CUDA kernels) compiles to position-
-   independent objects under .device_build/core/. Objects are reused when
-   .device_build/core/STAMP matches a hash of every core source and the
-   flags, so objects prebuilt elsewhere (same nvcc, x86-64) are not rebuilt.
+   independent objects under .device_build/core/. Each object is reused while
+   its .stamp matches a hash of the flags and of the project files its
+   compiler listed (-MD), so objects prebuilt elsewhere (same nvcc, x86-64)
+   are not rebuilt, and an edit rebuilds only the objects that include it.
    --objects-only stops here (no torch needed).
 2. custom_ops/torch/flashmask_torch.cpp compiles against torch and links
    those objects into paddle_flashmask/torch/_flashmask_torch.so.
@@ -41,13 +42,16 @@ def core_sources(with_cuda):
     return cc, cu
 
 
+PROJECT = os.path.join(ROOT, "custom_ops")
+
+
 def stamp_of(paths, extra):
+    """Hash of the files' contents (by repository-relative name) and `extra`."""
     h = hashlib.sha256()
     for path in sorted(paths):
-        if os.path.isfile(path):
-            h.update(os.path.relpath(path, ROOT).encode())
-            with open(path, "rb") as f:
-                h.update(f.read())
+        h.update(os.path.relpath(path, ROOT).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
     h.update(repr(extra).replace(ROOT, "<ROOT>").encode())  # path-independent
     return h.hexdigest()
 
@@ -57,48 +61,59 @@ def obj_path(build_dir, src):
     return os.path.join(build_dir, "core", rel + ".o")
 
 
-def _compile_group(build_dir, name, srcs, deps, extra, cmd_of, jobs):
-    """(Re)build one group of objects unless its STAMP (a hash of its sources,
-    headers and flags) matches."""
+def _read_depfile(path):
+    """Files a make-style depfile (-MD -MF) lists, limited to this project's
+    sources (CUDA, CUTLASS and system headers are the toolchain's)."""
+    text = open(path).read().replace("\\\n", " ")
+    deps = text.split(":", 1)[1].split() if ":" in text else []
+    deps = [os.path.realpath(d) for d in deps]
+    return sorted({os.path.relpath(d, ROOT) for d in deps if d.startswith(PROJECT + os.sep)})
+
+
+def _up_to_date(obj, extra):
+    """An object is reused when the hash of what it was built from (the files
+    its compiler listed, and the flags) is unchanged."""
+    sidecar = obj + ".stamp"
+    if not (os.path.exists(obj) and os.path.exists(sidecar)):
+        return False
+    stamp, *deps = open(sidecar).read().split()
+    paths = [os.path.join(ROOT, d) for d in deps]
+    return all(os.path.isfile(p) for p in paths) and stamp_of(paths, extra) == stamp
+
+
+def _compile_group(build_dir, name, srcs, extra, cmd_of, jobs):
+    """Build the objects of one group whose sources, included project headers
+    or flags changed; reuse the rest (objects prebuilt elsewhere included)."""
     objs = [obj_path(build_dir, s) for s in srcs]
-    stamp_file = os.path.join(build_dir, "core", f"STAMP.{name}")
-    stamp = stamp_of(deps, extra)
-    if (os.path.exists(stamp_file) and open(stamp_file).read().strip() == stamp
-            and all(os.path.exists(o) for o in objs)):
-        print(f"[flashmask] reusing {len(objs)} prebuilt {name} objects from {build_dir}/core")
-        return objs
-    if os.path.exists(stamp_file):
-        os.remove(stamp_file)
+    todo = [s for s, o in zip(srcs, objs) if not _up_to_date(o, extra)]
+    if len(todo) < len(srcs):
+        print(f"[flashmask] reusing {len(srcs) - len(todo)} prebuilt {name} objects from {build_dir}/core")
 
     def run(src):
         print("[flashmask]", name, os.path.relpath(src, ROOT), flush=True)
-        subprocess.check_call(cmd_of(src, obj_path(build_dir, src)))
+        obj = obj_path(build_dir, src)
+        subprocess.check_call(cmd_of(src, obj) + ["-MD", "-MF", obj + ".d"])
+        deps = _read_depfile(obj + ".d")
+        with open(obj + ".stamp", "w") as f:
+            f.write(stamp_of([os.path.join(ROOT, d) for d in deps], extra) + "\n" + "\n".join(deps) + "\n")
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(run, srcs))
-    with open(stamp_file, "w") as f:
-        f.write(stamp + "\n")
+        list(pool.map(run, todo))
     return objs
 
 
 def build_core(build_dir, with_cuda, archs, jobs):
     os.makedirs(os.path.join(build_dir, "core"), exist_ok=True)
     cc, cu = core_sources(with_cuda)
-    headers = glob.glob(os.path.join(CORE, "*.h"))
-    cpu_deps = cc + headers + glob.glob(os.path.join(CORE, "cpu", "*"))
     defs = ["-DFLASHMASK_WITH_CUDA"] if with_cuda else []
-    objs = _compile_group(build_dir, "cpu", cc, cpu_deps, (CXX_FLAGS, defs),
+    objs = _compile_group(build_dir, "cpu", cc, (CXX_FLAGS, defs),
                           lambda s, o: ["g++"] + CXX_FLAGS + defs + ["-c", s, "-o", o], jobs)
     if cu:
         if sm90_notice(ROOT, archs):
             print(sm90_notice(ROOT, archs))
         nvcc = find_nvcc()
         flags = nvcc_flags(ROOT, archs)
-        # what these objects include: the core headers, cuda/ and cuda/sm90/
-        # (*.cu, *.cuh, *.h, inst/*.cu); the CUTLASS headers enter through the flags
-        cu_deps = headers + [f for sub in ("", "sm90") for pat in ("*.cu", "*.cuh", "*.h", os.path.join("inst", "*.cu"))
-                             for f in glob.glob(os.path.join(CORE, "cuda", sub, pat))]
-        objs += _compile_group(build_dir, "cuda", cu, cu_deps, flags,
+        objs += _compile_group(build_dir, "cuda", cu, flags,
                                lambda s, o: [nvcc] + flags + ["-c", s, "-o", o], jobs)
     return objs
 
