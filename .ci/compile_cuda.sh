@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI compile check of the CUDA build (no GPU, no Paddle GPU wheel needed):
 # compiles (-c only) the CUDA sources, one instantiation per kernel family
-# (sm80 forward and backward, sm90a forward: bf16, head_dim 128) with the
+# (sm80 forward and backward, sm90a forward and backward: bf16, head_dim 128) with the
 # flags of custom_ops/build_flags.py (sm_80 + sm_90a), plus the C ABI and the
 # Paddle CUDA adapter with -DPADDLE_WITH_CUDA. Paddle's headers
 # want cuBLAS/cuFFT/cuRAND/cuSOLVER/cuSPARSE/cuDNN headers: their include/
@@ -18,7 +18,7 @@ PY=${PYTHON:-python}
 t0=$(date +%s)
 step() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 
-# CuTe/CUTLASS headers for the sm90a forward: the nvidia-cutlass wheel's
+# CuTe/CUTLASS headers for the sm90a kernels: the nvidia-cutlass wheel's
 # include/ tree (downloaded and unzipped, not installed: its Python
 # dependencies are not needed to compile)
 CUT=$WORK/cutlass
@@ -35,19 +35,21 @@ print(' '.join(nvcc_flags('$ROOT')))")
 echo "nvcc flags: $NVFLAGS"
 
 # 1. CUDA kernels: the small units and one instantiation per family
-#    (sm80 forward, sm80 backward, sm90a forward)
+#    (sm80 forward, sm80 backward, sm90a forward, sm90a backward)
 for src in prep.cu launch.cu inst/fwd_bf16_d128.cu inst/bwd_bf16_d128.cu sm90/fwd_sm90.cu \
-           sm90/inst/fwd_sm90_bf16_d128.cu; do
+           sm90/inst/fwd_sm90_bf16_d128.cu sm90/bwd/bwd_sm90.cu sm90/bwd/inst/bwd_sm90_bf16_d128.cu; do
   step "nvcc $src"
   $NVCC $NVFLAGS -c "$ROOT/custom_ops/core/cuda/$src" -o "$OBJ/$(basename "$src").o"
 done
 # the launcher links against every instantiation: check they all parse
 # (host-only syntax pass, no device code generation)
-for src in "$ROOT"/custom_ops/core/cuda/inst/*.cu "$ROOT"/custom_ops/core/cuda/sm90/inst/*.cu; do
+INSTS="$(ls "$ROOT"/custom_ops/core/cuda/inst/*.cu "$ROOT"/custom_ops/core/cuda/sm90/inst/*.cu \
+             "$ROOT"/custom_ops/core/cuda/sm90/bwd/inst/*.cu)"
+for src in $INSTS; do
   $NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -DFLASHMASK_WITH_SM90 -I"$ROOT/custom_ops" \
     -I"$FLASHMASK_CUTLASS_INCLUDE" -E "$src" -o /dev/null
 done
-step "preprocessed all $(ls "$ROOT"/custom_ops/core/cuda/inst/*.cu "$ROOT"/custom_ops/core/cuda/sm90/inst/*.cu | wc -l) instantiation units"
+step "preprocessed all $(echo "$INSTS" | wc -l) instantiation units"
 
 # 2. the C ABI with CUDA
 step "g++ flashmask_api.cc"

@@ -167,8 +167,6 @@ def bench_config(name, seqlen, head_dim, args, flex_fn):
     for impl, out in outputs.items():
         if ref is not None and impl != "flashmask" and "error" not in results[impl]:
             results[impl]["max_abs_diff_vs_flashmask"] = float((out - ref).abs().max())
-    del q, k, v, qt, kt, vt, outputs
-    torch.cuda.empty_cache()
     return {"mask": name, "seqlen": seqlen, "head_dim": head_dim, "batch": batch, "heads": h,
             "density": density, "fwd_flops": fwd_flops, "results": results, **meta}
 
@@ -191,6 +189,7 @@ def cmd_run(args):
             "tokens": args.tokens, "heads": args.heads}
     for m, s, d in configs:
         rows.append(bench_config(m, s, d, args, flex_fn))
+        torch.cuda.empty_cache()  # this config's tensors are gone with its frame
         with open(args.json, "w") as f:  # after every config: a timeout keeps what ran
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     print("wrote", args.json)
@@ -208,7 +207,7 @@ def _fmt(x, spec="{:.0f}"):
     return "-" if x is None or x != x else spec.format(x)
 
 
-def markdown(rows, metas):
+def markdown(rows, metas, ours="sm90a forward, sm80 backward"):
     m0 = metas[0]
     lines = [
         "## The paper's twelve masks on the GPU: FlashMask vs FlexAttention and cuDNN",
@@ -219,7 +218,7 @@ def markdown(rows, metas):
         f"- B*S = {m0['tokens']} tokens, H = {m0['heads']}, bf16; masks from "
         "`paddle_flashmask.paper_masks` (seed 0); sparsity-aware TFLOP/s (fwd = 4*D*unmasked pairs, "
         "bwd = 2.5*fwd); median CUDA-event times; bwd = total - fwd.",
-        "- flashmask = our default dispatch (sm90a forward, sm80 backward); sm80 = "
+        f"- flashmask = our default dispatch ({ours}); sm80 = "
         "FLASHMASK_DISABLE_SM90=1; flex = torch.compile'd flex_attention (block mask from the same "
         "column bounds, built outside the timing); cudnn = SDPA cuDNN backend (full, causal only).",
         "- x flex / x cudnn = their time over ours (our speed-up); prep = our mask preprocessing "
@@ -290,7 +289,7 @@ def targets(rows):
     return "\n".join(lines) + "\n"
 
 
-def plot(rows, out_dir):
+def plot(rows, out_dir, prefix="gpu_suite"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,7 +315,8 @@ def plot(rows, out_dir):
         axes[1].set_xticks(x, [r["mask"] for r in group], rotation=30, ha="right")
         axes[0].legend(ncol=len(impls), fontsize=8)
         fig.tight_layout()
-        path = os.path.join(out_dir, f"mask_suite_S{s}.png")
+        name = "mask_suite" if prefix == "gpu_suite" else prefix
+        path = os.path.join(out_dir, f"{name}_S{s}.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
@@ -331,10 +331,13 @@ def cmd_report(args):
         data = json.load(open(path))
         rows += data["rows"]
         metas.append(data["meta"])
-    md = markdown(rows, metas) + "\n" + targets(rows)
-    paths = plot(rows, os.path.join(ROOT, "benchmarks", "plots"))
-    md += "\nPlots: " + ", ".join(f"`{os.path.relpath(p, ROOT)}`" for p in paths) + "\n"
-    update_section("gpu_suite", md)
+    md = markdown(rows, metas, args.ours) + "\n" + targets(rows)
+    if args.title:
+        md = md.replace(md.split("\n", 1)[0], "## " + args.title, 1)
+    if not args.no_plots:
+        paths = plot(rows, os.path.join(ROOT, "benchmarks", "plots"), args.section)
+        md += "\nPlots: " + ", ".join(f"`{os.path.relpath(p, ROOT)}`" for p in paths) + "\n"
+    update_section(args.section, md)
     print(md)
 
 
@@ -355,6 +358,11 @@ def main():
     run.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "mask_suite.json"))
     rep = sub.add_parser("report")
     rep.add_argument("json", nargs="+")
+    rep.add_argument("--section", default="gpu_suite", help="RESULTS.md section to write")
+    rep.add_argument("--title", default=None, help="heading of that section")
+    rep.add_argument("--no-plots", action="store_true")
+    rep.add_argument("--ours", default="sm90a forward, sm80 backward",
+                     help="which kernels our default dispatch ran, for the legend")
     args = ap.parse_args()
     cmd_run(args) if args.cmd == "run" else cmd_report(args)
 

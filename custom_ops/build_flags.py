@@ -4,8 +4,8 @@
 Target GPUs come from FLASHMASK_CUDA_ARCHS (default "80;90": sm_80 code plus
 sm_90a code). The sm80 kernels use only sm_80 instructions (they run on
 sm_86/89 through the sm_80 cubin and on Hopper through the sm_90a one); the
-Hopper forward (cuda/sm90/, CuTe) is built with "90" when the CUTLASS headers
-are found (see cutlass_include)."""
+Hopper kernels (cuda/sm90/ forward, cuda/sm90/bwd/ backward, CuTe) are built
+with "90" when the CUTLASS headers are found (see cutlass_include)."""
 import glob
 import os
 
@@ -42,8 +42,9 @@ def cutlass_include(here):
 
 
 def with_sm90(here, archs=None):
-    """The sm90a forward (custom_ops/core/cuda/sm90) is built when sm_90 is a
-    target and the CUTLASS headers are found; FLASHMASK_NO_SM90=1 turns it off."""
+    """The sm90a kernels (custom_ops/core/cuda/sm90, sm90/bwd) are built when
+    sm_90 is a target and the CUTLASS headers are found; FLASHMASK_NO_SM90=1
+    turns them off."""
     return ("90" in (archs or cuda_archs()) and os.environ.get("FLASHMASK_NO_SM90") != "1"
             and cutlass_include(here) is not None)
 
@@ -63,6 +64,8 @@ def cuda_sources(here, archs=None):
     pats = [os.path.join(here, CUDA_DIR, "*.cu"), os.path.join(here, CUDA_DIR, "inst", "*.cu")]
     if with_sm90(here, archs):
         pats += [os.path.join(here, CUDA_DIR, "sm90", "*.cu"), os.path.join(here, CUDA_DIR, "sm90", "inst", "*.cu")]
+        pats += [os.path.join(here, CUDA_DIR, "sm90", "bwd", "*.cu"),
+                 os.path.join(here, CUDA_DIR, "sm90", "bwd", "inst", "*.cu")]
     return sorted(os.path.relpath(p, here) for pat in pats for p in glob.glob(pat))
 
 

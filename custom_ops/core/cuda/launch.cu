@@ -5,6 +5,9 @@
 //   forward:  [tile bounds]                      (only with a mask tensor)
 //   backward: [tile bounds][delta: B*H*Sq fp32][dQ accumulator: B*H*Sq*D fp32,
 //             only when !deterministic]
+//   backward on the sm90 path: [tile bounds][delta][sm90 scratch:
+//             sm90::bwd_extra_workspace_bytes(p)] (padded lse/delta, the fp32
+//             dQ accumulator in both modes, deterministic-mode semaphores)
 #include <cstdint>
 
 #include "flashmask_cuda.h"
@@ -12,6 +15,7 @@
 #ifdef FLASHMASK_WITH_SM90
 #include <cstdlib>
 
+#include "sm90/bwd/bwd_sm90.h"
 #include "sm90/fwd_sm90.h"
 #endif
 
@@ -94,6 +98,21 @@ bool use_sm90_fwd(const FwdParams& p) {
 #endif
 }
 
+// The sm90a backward (sm90/bwd/) takes fp16/bf16, d 64/128, no dropout, on
+// compute capability 9.x; FLASHMASK_DISABLE_SM90=1 forces the sm80 kernels.
+bool use_sm90_bwd(const BwdParams& p) {
+#ifdef FLASHMASK_WITH_SM90
+  if (std::getenv("FLASHMASK_DISABLE_SM90") != nullptr) return false;
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  return sm90::can_run_bwd(p, major);
+#else
+  (void)p;
+  return false;
+#endif
+}
+
 }  // namespace
 
 size_t fwd_workspace_size(const FwdParams& p) {
@@ -105,6 +124,9 @@ size_t fwd_workspace_size(const FwdParams& p) {
 }
 
 size_t bwd_workspace_size(const BwdParams& p) {
+#ifdef FLASHMASK_WITH_SM90
+  if (use_sm90_bwd(p)) return bounds_bytes(p) + delta_bytes(p) + sm90::bwd_extra_workspace_bytes(p);
+#endif
   return bounds_bytes(p) + delta_bytes(p) + dq_accum_bytes(p);
 }
 
@@ -141,8 +163,11 @@ void flashmask_bwd(const BwdParams& p, void* stream) {
   char* ws = static_cast<char*>(p.workspace);
   TileBounds* bounds = reinterpret_cast<TileBounds*>(ws);
   float* delta = reinterpret_cast<float*>(ws + bounds_bytes(p));
-  float* dq_accum = p.deterministic ? nullptr : reinterpret_cast<float*>(ws + bounds_bytes(p) + delta_bytes(p));
   if (p.mask.ncols > 0) launch_mask_bounds(p, bounds, s);
+#ifdef FLASHMASK_WITH_SM90
+  if (use_sm90_bwd(p)) return sm90::run_bwd(p, bounds, delta, ws + bounds_bytes(p) + delta_bytes(p), s);
+#endif
+  float* dq_accum = p.deterministic ? nullptr : reinterpret_cast<float*>(ws + bounds_bytes(p) + delta_bytes(p));
   launch_bwd_delta(p, delta, s);
   if (dq_accum != nullptr)
     check_cuda(cudaMemsetAsync(dq_accum, 0, dq_accum_bytes(p), s), "dq accumulator memset");

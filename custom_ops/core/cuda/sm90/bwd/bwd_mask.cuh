@@ -1,0 +1,80 @@
+// The mask in the column direction. A CTA owns one key block (kBlockN keys)
+// for all query blocks, so:
+//   * block_kind_col(): fully masked / partial / unmasked for (query block m,
+//     key block n), from prep.cu's TileBounds (the two 64-key tiles of the
+//     key block merged once per head). Producer, consumers, the dQ writer and
+//     the deterministic ordering (prev_visible_block) all use this one
+//     function, so they agree on the visited blocks by construction.
+//   * each consumer thread owns 2 key rows of the S^T accumulator; their
+//     masked query intervals (both FlashMask bands, causal and the seqlen_k
+//     tail folded in: encode_column of ../mask.cuh) sit in registers for the
+//     whole head: a partial block costs 4 compares per element, no smem.
+#pragma once
+
+#include "../mask.cuh"
+#include "bwd_traits.h"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+namespace bwd {
+
+FM90_HD TileBounds no_mask_bounds(int seqlen_q) {
+  return TileBounds{seqlen_q, seqlen_q, seqlen_q, seqlen_q, 0, 0, 0, 0};
+}
+
+// Merged TileBounds of key block n (kBlockN / 64 prep tiles) for mask head hm.
+template <int BN, class P>
+__device__ __forceinline__ TileBounds key_block_bounds(const P& p, int b, int hm, int n) {
+  if (p.bounds == nullptr) return no_mask_bounds(p.seqlen_q);
+  constexpr int kSub = BN / kPrepTileN;
+  const TileBounds* tb = p.bounds + (static_cast<int64_t>(b) * p.mask_heads + hm) * p.n_tiles64;
+  TileBounds t = tb[n * kSub];
+#pragma unroll
+  for (int s = 1; s < kSub; ++s)
+    if (n * kSub + s < p.n_tiles64) merge_tile_bounds(t, tb[n * kSub + s]);
+  return t;
+}
+
+template <int BM, int BN>
+FM90_HD int block_kind_col(const TileBounds& t, int m, int n, int seqlen_q, int seqlen_k, bool causal) {
+  const int r0 = m * BM, r1 = min(r0 + BM, seqlen_q);
+  const int c0 = n * BN, c1 = min(c0 + BN, seqlen_k);
+  TileKind k = classify_tile(t, r0, r1, c0, c1, causal, seqlen_k - seqlen_q);
+  // a block running past seqlen_k is never unmasked: its padding keys must go
+  if (k == TileKind::kUnmasked && c0 + BN > seqlen_k) k = TileKind::kPartial;
+  return static_cast<int>(k);
+}
+
+// First query block that can see key block n (causal rows i < c0 - shift see none of it).
+template <int BM, int BN>
+FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
+  if (!causal) return 0;
+  const int first_row = n * BN - (seqlen_k - seqlen_q);
+  return first_row <= 0 ? 0 : first_row / BM;
+}
+
+// Deterministic mode: the largest key block n' < n whose (m, n') block is not
+// fully masked for this mask head (-1: none). One warp; all lanes get it.
+template <int BM, int BN, class P>
+__device__ __forceinline__ int prev_visible_block(const P& p, int b, int hm, int m, int n) {
+  if (p.bounds == nullptr) return n - 1;  // causal / full: visibility is monotone in the key
+  const int lane = threadIdx.x % 32;
+  for (int base = n - 1; base >= 0; base -= 32) {
+    const int n2 = base - lane;
+    bool vis = false;
+    if (n2 >= 0) {
+      const TileBounds t = key_block_bounds<BN>(p, b, hm, n2);
+      vis = block_kind_col<BM, BN>(t, m, n2, p.seqlen_q, p.seqlen_k, p.causal) !=
+            static_cast<int>(TileKind::kFullyMasked);
+    }
+    const unsigned bal = __ballot_sync(0xffffffffu, vis);
+    if (bal != 0u) return base - (__ffs(bal) - 1);  // lowest lane = highest block
+  }
+  return -1;
+}
+
+}  // namespace bwd
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask

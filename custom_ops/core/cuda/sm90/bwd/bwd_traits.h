@@ -1,0 +1,193 @@
+// Compile-time shape of the sm90a FlashMask backward for one (element type,
+// head_dim): tiles, warp roles, register split, shared-memory layouts, the
+// three tiled wgmma's, TMA types, shared storage and kernel parameters.
+//
+// One CTA owns one (batch, kv head, key block of kBlockN = 128 keys) and walks
+// the query blocks (kBlockM rows) of every query head of its GQA group - the
+// FlashMask column direction. Two consumer warpgroups own 64 keys each:
+//   S^T  = K_w Q^T          (SS, M = 64 keys, N = BM queries, K = D)
+//   dP^T = V_w dO^T         (SS, same shape)
+//   dV_w += P^T dO          (RS: P^T straight from the S^T accumulator)
+//   dK_w += dS^T Q          (RS: dS^T from the dP^T accumulator)
+//   dQ   = dS K             (SS, dS from smem written by both warpgroups;
+//                            warpgroups split D (BM = 64) or M (BM = 128))
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/numeric_types.h>
+#include <cutlass/pipeline/pipeline.hpp>
+
+#include "../../../mask_bounds.h"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+namespace bwd {
+
+using namespace cute;
+
+constexpr int kPrepTileN = 64;  // prep.cu's TileBounds granularity
+
+template <int D>
+struct BwdConfig {
+  static constexpr int kBlockM = D <= 64 ? 128 : 64;
+  static constexpr int kBlockN = 128;
+  // setmaxnreg split. The CTA's register pool is what it was launched with:
+  // __launch_bounds__(384, 1) -> 168 registers per thread at entry, i.e.
+  // 168 * 384 = 64512, NOT 65536. setmaxnreg.inc blocks until the pool can
+  // supply the increase, so 128 * producer + 256 * consumer must be <= 64512
+  // (32 / 240 = 65536 hung every CTA in setmaxnreg.inc on the first device
+  // run). The consumers need the 240 (d128: dK, dV 128 fp32 + S^T, dP^T 64 +
+  // dQ 32; d64: S^T and dP^T of 128 queries, 128 fp32), so the producer
+  // warpgroup (TMA producer + dQ writer) gets 24, as FA3's backward with two
+  // MMA warpgroups.
+  static constexpr int kProducerRegs = 24;
+  static constexpr int kConsumerRegs = 240;
+};
+
+template <typename Element_, int kHeadDim_>
+struct BwdTraits {
+  using Element = Element_;
+  using ElementAccum = float;
+  static constexpr int kHeadDim = kHeadDim_;
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "sm90 backward: head dims 64, 128");
+  static constexpr int kBlockM = BwdConfig<kHeadDim>::kBlockM;
+  static constexpr int kBlockN = BwdConfig<kHeadDim>::kBlockN;
+  static_assert(kBlockN == 128, "two warpgroups of 64 keys");
+  static constexpr int kStages = 2;  // Q (+ lse) and dO (+ delta) pipelines
+  static constexpr int kNumMmaWarpGroups = 2;
+  static constexpr int kNumMmaThreads = 256;
+  static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
+  static constexpr int kProducerRegs = BwdConfig<kHeadDim>::kProducerRegs;
+  static constexpr int kConsumerRegs = BwdConfig<kHeadDim>::kConsumerRegs;
+  // registers per thread at entry under __launch_bounds__(kNumThreads, 1):
+  // 65536 / 384 rounded down to the allocation granule of 8 = 168
+  static constexpr int kEntryRegs = (65536 / kNumThreads) / 8 * 8;
+  static_assert(kEntryRegs == 168, "384 threads, 1 CTA/SM");
+  static_assert(128 * kProducerRegs + kNumMmaThreads * kConsumerRegs <= kEntryRegs * kNumThreads,
+                "setmaxnreg.inc would wait forever: the CTA pool is kEntryRegs * kNumThreads");
+  static_assert(kProducerRegs % 8 == 0 && kConsumerRegs % 8 == 0 && kProducerRegs >= 24 && kConsumerRegs <= 256,
+                "setmaxnreg range");
+  // dQ = dS K: with BM = 64 the two warpgroups split the head dim, with
+  // BM = 128 the query rows.
+  static constexpr bool kDqSplitM = kBlockM == 128;
+
+  using BM = Int<kBlockM>;
+  using BN = Int<kBlockN>;
+  using HD = Int<kHeadDim>;
+  using ST = Int<kStages>;
+
+  // S^T / dP^T: (keys, queries, D), 2 warpgroups along the keys
+  using TiledMmaSdP = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Element, Element, ElementAccum, Shape<_64, BM, HD>>(),
+      Layout<Shape<_2, _1, _1>>{}));
+  // dV += P^T dO, dK += dS^T Q: (keys, D, queries), A from registers
+  using TiledMmadKV = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Element, Element, ElementAccum, Shape<_64, HD, BM>, GMMA::Major::K,
+                           GMMA::Major::MN>(),
+      Layout<Shape<_2, _1, _1>>{}));
+  // dQ = dS K: (queries, D, keys), both operands MN-major in smem
+  using TiledMmadQ = std::conditional_t<
+      kDqSplitM,
+      decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, ElementAccum, Shape<_64, HD, BN>,
+                                                   GMMA::Major::MN, GMMA::Major::MN>(),
+                              Layout<Shape<_2, _1, _1>>{})),
+      decltype(make_tiled_mma(
+          GMMA::ss_op_selector<Element, Element, ElementAccum, Shape<BM, Int<kHeadDim / 2>, BN>,
+                               GMMA::Major::MN, GMMA::Major::MN>(),
+          Layout<Shape<_1, _2, _1>>{}))>;
+
+  using SmemAtomK = GMMA::Layout_K_SW128_Atom<Element>;
+  using SmemLayoutQ = decltype(tile_to_shape(SmemAtomK{}, Shape<BM, HD, ST>{}));  // also dO
+  using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD>{}));      // also V
+  // transposed (MN-major) views of the same bytes, as B operands
+  using SmemLayoutQt =
+      decltype(composition(SmemLayoutQ{}, make_ordered_layout(Shape<HD, BM, ST>{}, Step<_2, _1, _3>{})));
+  using SmemLayoutKt =
+      decltype(composition(SmemLayoutK{}, make_ordered_layout(Shape<HD, BN>{}, Step<_2, _1>{})));
+  // dS (queries, keys, 2 buffers), queries contiguous (A of dQ = dS K);
+  // dSt = the (keys, queries, buffer) view the S^T accumulators write through
+  using SmemLayoutdS =
+      decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<Element>{}, Shape<BM, BN, _2>{}));
+  using SmemLayoutdSt =
+      decltype(composition(SmemLayoutdS{}, make_ordered_layout(Shape<BN, BM, _2>{}, Step<_2, _1, _3>{})));
+
+  using ShapeQKV = cute::Shape<int32_t, int32_t, int32_t, int32_t>;  // (seq, d, head, batch)
+  using StrideQKV = cute::Stride<int64_t, _1, int64_t, int64_t>;
+  using TmaQ = decltype(make_tma_copy(
+      SM90_TMA_LOAD{},
+      make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
+      take<0, 2>(SmemLayoutQ{}), Shape<BM, HD>{}, _1{}));
+  using TmaK = decltype(make_tma_copy(
+      SM90_TMA_LOAD{},
+      make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
+      SmemLayoutK{}, Shape<BN, HD>{}, _1{}));
+
+  static constexpr uint32_t kTmaBytesQ = kBlockM * kHeadDim * sizeof(Element) + kBlockM * sizeof(float);
+  static constexpr uint32_t kTmaBytesKV = 2 * kBlockN * kHeadDim * sizeof(Element);
+  static constexpr int kDqFloats = kBlockM * kHeadDim;  // one dQ tile in the accumulator
+  static_assert(kDqFloats % (4 * kNumMmaThreads) == 0, "dQ tile in float4 per thread");
+
+  using PipelineQ = cutlass::PipelineTmaAsync<kStages>;
+
+  struct SharedStorage {
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>, 1024> smem_k;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>, 1024> smem_v;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> smem_q;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> smem_do;
+    cute::array_aligned<Element, cute::cosize_v<SmemLayoutdS>, 1024> smem_ds;
+    cute::array_aligned<float, kDqFloats, 128> smem_dq;
+    cute::array_aligned<float, kBlockM * kStages, 128> smem_lse;    // log2-domain lse per Q stage
+    cute::array_aligned<float, kBlockM * kStages, 128> smem_delta;  // delta per dO stage
+    // per key of the block: masked query rows [x, y) and [z, w) for the current
+    // head (each consumer thread writes and reads back only its own keys)
+    cute::array_aligned<int4, kBlockN, 128> smem_iv;
+    typename PipelineQ::SharedStorage pipe_q;
+    typename PipelineQ::SharedStorage pipe_do;
+    alignas(8) uint64_t bar_kv;  // K and V of the CTA's key block (arrival 1 + tx)
+  };
+  static constexpr int kSmemBytes = int(sizeof(SharedStorage));
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory");
+
+  // named barriers (CUTLASS adds its reserved count to these ids)
+  static constexpr int kBarDs = 2;       // both consumer warpgroups wrote their dS half
+  static constexpr int kBarDqEmpty = 3;  // dQ writer done reading smem_dq (256 + 32)
+  static constexpr int kBarDqFull = 4;   // consumers wrote smem_dq (256 + 32)
+};
+
+template <typename Traits>
+struct BwdKernelParams {
+  typename Traits::TmaQ tma_q, tma_do;
+  typename Traits::TmaK tma_k, tma_v;
+  typename Traits::ShapeQKV shape_q, shape_k;
+
+  void* dk;
+  void* dv;
+  int64_t dk_batch_stride, dk_row_stride, dk_head_stride;
+  int64_t dv_batch_stride, dv_row_stride, dv_head_stride;
+
+  // scratch (padded to m_blocks * kBlockM rows per (b, h))
+  const float* lse_log2;  // lse * log2(e); +inf for padding rows and rows with lse = -inf
+  const float* delta;     // rowsum(dO * O); 0 for padding rows
+  float* dq_acc;          // [b * H + h][m_block][kDqFloats] in consumer-thread order
+  int32_t* sem;           // [b * H + h][m_block], deterministic mode
+
+  // mask
+  const int32_t* startend;  // nullptr: no mask tensor
+  int32_t ncols, mask_heads;
+  int64_t mask_batch_stride, mask_head_stride;
+  const TileBounds* bounds;  // prep.cu workspace, [b][hm][n_tiles64]
+  int32_t n_tiles64;
+
+  int32_t batch, num_heads, num_heads_k, seqlen_q, seqlen_k, m_blocks;
+  bool causal, deterministic;
+  float softmax_scale, scale_log2;
+};
+
+}  // namespace bwd
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask

@@ -1,0 +1,59 @@
+// Layout of the sm90 backward's scratch and the declaration of the per-
+// (dtype, head_dim) launchers in inst/. Light: no CuTe.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../../../flashmask_params.h"
+#include "../../../mask_bounds.h"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+namespace bwd {
+
+// Scratch (256-aligned parts), R = B * H * m_blocks * kBlockM padded rows:
+//   [dq accumulator: R * D fp32][lse_log2: R fp32][delta: R fp32]
+//   [semaphores: B * H * m_blocks int32]
+// kBlockM must match BwdConfig<D>::kBlockM in bwd_traits.h (static_assert'ed
+// in launch_bwd_sm90.cuh).
+struct Scratch {
+  static int block_m(int head_dim) { return head_dim <= 64 ? 128 : 64; }
+  static size_t a256(size_t n) { return (n + 255) & ~size_t(255); }
+  static size_t m_blocks(const BwdParams& p) { return (p.seqlen_q + block_m(p.head_dim) - 1) / block_m(p.head_dim); }
+  static size_t rows(const BwdParams& p) {
+    return size_t(p.batch) * p.num_heads * m_blocks(p) * block_m(p.head_dim);
+  }
+  static size_t dq_bytes(const BwdParams& p) { return a256(rows(p) * p.head_dim * 4); }
+  static size_t vec_bytes(const BwdParams& p) { return a256(rows(p) * 4); }
+  static size_t sem_bytes(const BwdParams& p) { return a256(size_t(p.batch) * p.num_heads * m_blocks(p) * 4); }
+  static size_t bytes(const BwdParams& p) { return 256 + dq_bytes(p) + 2 * vec_bytes(p) + sem_bytes(p); }
+
+  float* dq;
+  float* lse_log2;
+  float* delta;
+  int32_t* sem;
+  Scratch(const BwdParams& p, void* base) {
+    uintptr_t a = (reinterpret_cast<uintptr_t>(base) + 255) & ~uintptr_t(255);
+    dq = reinterpret_cast<float*>(a);
+    a += dq_bytes(p);
+    lse_log2 = reinterpret_cast<float*>(a);
+    a += vec_bytes(p);
+    delta = reinterpret_cast<float*>(a);
+    a += vec_bytes(p);
+    sem = reinterpret_cast<int32_t*>(a);
+  }
+};
+
+// inst/bwd_sm90_{bf16,fp16}_d{64,128}.cu; Element is cutlass::bfloat16_t or cutlass::half_t.
+template <typename Element, int D>
+void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_plain, void* scratch,
+                  cudaStream_t stream);
+
+}  // namespace bwd
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask
