@@ -74,6 +74,28 @@ __device__ __forceinline__ int prev_visible_block(const P& p, int b, int hm, int
   return -1;
 }
 
+// Every role's walk over the visited (query head, query block) pairs of key
+// block n: on_head(hq, hm) once per query head of the GQA group, then
+// on_block(hq, hm, m, kind) for each block that is not fully masked.
+template <typename Traits, class P, class OnHead, class OnBlock>
+__device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, OnHead&& on_head,
+                                            OnBlock&& on_block) {
+  constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN;
+  const int group = p.num_heads / p.num_heads_k;
+  const int m_begin = m_block_begin<BM, BN>(n, p.seqlen_q, p.seqlen_k, p.causal);
+  for (int gi = 0; gi < group; ++gi) {
+    const int hq = hk * group + gi;
+    const int hm = mask_head_of(hq, p.mask_heads, p.num_heads, p.num_heads_k);
+    const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
+    on_head(hq, hm);
+    for (int m = m_begin; m < p.m_blocks; ++m) {
+      const int kind = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal);
+      if (kind == static_cast<int>(TileKind::kFullyMasked)) continue;
+      on_block(hq, hm, m, kind);
+    }
+  }
+}
+
 }  // namespace bwd
 }  // namespace sm90
 }  // namespace cuda
