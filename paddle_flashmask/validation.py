@@ -140,4 +140,3 @@ class CheckedOnce:
         key = id(tensor)
         self._seen[key] = (weakref.ref(tensor, lambda _r, k=key: self._seen.pop(k, None)),
                            (version,) + context)
-

@@ -91,7 +91,7 @@ def test_valid_edge_values_accepted():
 
 def test_index_values_checked_once_per_tensor_version(monkeypatch):
     """A mask reused by every layer is value-checked (one device sync) once;
-    an in-place change, another seqlen_q or another causal flag checks again."""
+    an in-place change or another tensor is checked again."""
     from paddle_flashmask import validation
 
     calls = []

@@ -42,7 +42,7 @@ def core_sources(with_cuda):
     return cc, cu
 
 
-PROJECT = os.path.join(ROOT, "custom_ops")
+PROJECT = os.path.realpath(os.path.join(ROOT, "custom_ops"))
 
 
 def stamp_of(paths, extra):
@@ -67,7 +67,7 @@ def _read_depfile(path):
     text = open(path).read().replace("\\\n", " ")
     deps = text.split(":", 1)[1].split() if ":" in text else []
     deps = [os.path.realpath(d) for d in deps]
-    return sorted({os.path.relpath(d, ROOT) for d in deps if d.startswith(PROJECT + os.sep)})
+    return sorted({os.path.relpath(d, os.path.realpath(ROOT)) for d in deps if d.startswith(PROJECT + os.sep)})
 
 
 def _up_to_date(obj, extra):
