@@ -21,30 +21,11 @@
 #include "kernel_traits.h"
 #include "mask.cuh"
 #include "softmax.cuh"
+#include "wgmma.cuh"
 
 namespace flashmask {
 namespace cuda {
 namespace sm90 {
-
-// C (+)= A B over the K mode on one warpgroup, asynchronously; wait until at
-// most kWait wgmma groups are pending (kWait < 0: do not wait).
-template <int kWait, class TiledMma, class TA, class TB, class TC>
-__device__ __forceinline__ void wg_gemm(TiledMma& mma, const TA& a, const TB& b, TC& c, bool zero_init) {
-  constexpr bool kRegA = !is_base_of<GMMA::DescriptorIterator, typename TiledMma::FrgTypeA>::value;
-  if constexpr (kRegA) warpgroup_fence_operand(const_cast<TA&>(a));
-  warpgroup_fence_operand(c);
-  warpgroup_arrive();
-  mma.accumulate_ = zero_init ? GMMA::ScaleOut::Zero : GMMA::ScaleOut::One;
-#pragma unroll
-  for (int k = 0; k < size<2>(a); ++k) {
-    cute::gemm(mma, a(_, _, k), b(_, _, k), c);
-    mma.accumulate_ = GMMA::ScaleOut::One;
-  }
-  warpgroup_commit_batch();
-  if constexpr (kWait >= 0) warpgroup_wait<kWait>();
-  warpgroup_fence_operand(c);
-  if constexpr (kRegA) warpgroup_fence_operand(const_cast<TA&>(a));
-}
 
 template <typename Traits>
 struct ConsumerMainloop {
@@ -154,7 +135,7 @@ struct ConsumerMainloop {
         // first key block: S = Q K^T, no P V yet
         pipe_k.consumer_wait(k_read);
         turn_wait();
-        wg_gemm<-1>(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
+        wg_gemm(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
         turn_pass();
         warpgroup_wait<0>();
         warpgroup_fence_operand(tSrS);
@@ -171,8 +152,8 @@ struct ConsumerMainloop {
           pipe_k.consumer_wait(k_read);
           pipe_v.consumer_wait(v_read);
           turn_wait();
-          wg_gemm<-1>(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
-          wg_gemm<-1>(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+          wg_gemm(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
+          wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
           turn_pass();
           warpgroup_wait<1>();  // S' done (P V may still run)
           warpgroup_fence_operand(tSrS);
@@ -192,7 +173,7 @@ struct ConsumerMainloop {
         bar_q_empty.arrive();  // no more Q reads in this tile
         pipe_v.consumer_wait(v_read);
         turn_wait();
-        wg_gemm<-1>(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+        wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
         turn_pass();
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);

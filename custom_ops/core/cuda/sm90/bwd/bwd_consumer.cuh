@@ -5,6 +5,7 @@
 #pragma once
 
 #include "../softmax.cuh"
+#include "../wgmma.cuh"
 #include "bwd_mask.cuh"
 #include "bwd_ptx.cuh"
 #include "bwd_traits.h"

@@ -1,6 +1,6 @@
-// Small device helpers of the sm90a backward: the asynchronous warpgroup
-// GEMM issue, bulk (TMA-engine) reduce-add of fp32 tiles, proxy fences and
-// the acquire/release accesses of the deterministic-mode semaphores.
+// Small device helpers of the sm90a backward: bulk (TMA-engine) reduce-add of
+// fp32 tiles, proxy fences and the acquire/release accesses of the
+// deterministic-mode semaphores. (The wgmma issue is ../wgmma.cuh.)
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -9,24 +9,6 @@ namespace flashmask {
 namespace cuda {
 namespace sm90 {
 namespace bwd {
-
-// C (+)= A B on one warpgroup, asynchronously (committed as one group).
-template <class TiledMma, class TA, class TB, class TC>
-__device__ __forceinline__ void wg_gemm(TiledMma& mma, const TA& a, const TB& b, TC& c, bool zero_init) {
-  constexpr bool kRegA = !is_base_of<GMMA::DescriptorIterator, typename TiledMma::FrgTypeA>::value;
-  if constexpr (kRegA) warpgroup_fence_operand(const_cast<TA&>(a));
-  warpgroup_fence_operand(c);
-  warpgroup_arrive();
-  mma.accumulate_ = zero_init ? GMMA::ScaleOut::Zero : GMMA::ScaleOut::One;
-#pragma unroll
-  for (int k = 0; k < size<2>(a); ++k) {
-    cute::gemm(mma, a(_, _, k), b(_, _, k), c);
-    mma.accumulate_ = GMMA::ScaleOut::One;
-  }
-  warpgroup_commit_batch();
-  warpgroup_fence_operand(c);
-  if constexpr (kRegA) warpgroup_fence_operand(const_cast<TA&>(a));
-}
 
 // (PTX of sm_90 only: the bodies are empty when this header is compiled for
 // another architecture, where the kernel body is compiled out anyway.)
