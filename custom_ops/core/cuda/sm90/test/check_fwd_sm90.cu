@@ -24,6 +24,7 @@
 #include "../../../flashmask_params.h"
 #include "../../../mask_bounds.h"
 #include "../fwd_sm90.h"
+#include "check_common.h"
 
 namespace flashmask {
 namespace cuda {
@@ -33,37 +34,6 @@ void launch_mask_bounds(const FwdParams& p, TileBounds* bounds, cudaStream_t str
 
 using namespace flashmask;
 
-#define CK(x)                                                                              \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
-      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-      std::exit(2);                                                                        \
-    }                                                                                      \
-  } while (0)
-
-// cudaDeviceSynchronize with a watchdog: a pipeline-phase bug shows up as a
-// hang; report it (which case, which mode) and exit instead of burning the
-// whole device-call timeout.
-static void sync_or_die(const std::string& what, double limit_s) {
-  const auto t0 = std::chrono::steady_clock::now();
-  while (true) {
-    const cudaError_t e = cudaStreamQuery(nullptr);
-    if (e == cudaSuccess) return;
-    if (e != cudaErrorNotReady) {
-      std::printf("CUDA error %s after %s\n", cudaGetErrorString(e), what.c_str());
-      std::fflush(stdout);
-      std::_Exit(2);
-    }
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit_s) {
-      std::printf("HANG (> %.0f s) in %s\n", limit_s, what.c_str());
-      std::fflush(stdout);
-      std::_Exit(3);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
 struct Case {
   int b, sq, sk, h, hk, d;
   bool causal;
@@ -72,52 +42,6 @@ struct Case {
   int pattern;     // 0 random bands, 1 documents, 2 share-question-like, 3 everything masked for some cols
   DType dtype;
 };
-
-static float to_f(uint16_t x, DType t) {
-  if (t == DType::kBFloat16) {
-    uint32_t u = uint32_t(x) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  return __half2float(*reinterpret_cast<const __half*>(&x));
-}
-static uint16_t from_f(float f, DType t) {
-  if (t == DType::kBFloat16) {
-    __nv_bfloat16 v = __float2bfloat16(f);
-    return *reinterpret_cast<uint16_t*>(&v);
-  }
-  __half v = __float2half(f);
-  return *reinterpret_cast<uint16_t*>(&v);
-}
-
-// Column mask tensor [b][mask_heads][sk][ncols] for the case's layout.
-static std::vector<int32_t> make_mask(const Case& c, std::mt19937& rng) {
-  std::vector<int32_t> m(size_t(c.b) * c.mask_heads * c.sk * c.ncols);
-  std::uniform_int_distribution<int> U(0, c.sq);
-  for (int bb = 0; bb < c.b; ++bb)
-    for (int hm = 0; hm < c.mask_heads; ++hm) {
-      const int doc = 64 + 37 * ((bb + hm) % 5);
-      for (int j = 0; j < c.sk; ++j) {
-        int32_t* col = &m[((size_t(bb) * c.mask_heads + hm) * c.sk + j) * c.ncols];
-        int lts, lte, uts, ute;
-        if (c.pattern == 1) {  // documents: rows of later documents / earlier ones masked
-          const int d0 = (j / doc) * doc, d1 = std::min(c.sq, d0 + doc);
-          lts = d1; lte = c.sq; uts = 0; ute = std::min(d0, c.sq);
-        } else if (c.pattern == 3 && (j % 7) == 3) {  // some columns masked for every row
-          lts = 0; lte = c.sq; uts = 0; ute = c.sq;
-        } else {
-          lts = U(rng); lte = U(rng); if (lte < lts) std::swap(lts, lte);
-          uts = U(rng); ute = U(rng); if (ute < uts) std::swap(uts, ute);
-          if (c.pattern == 2) { lte = c.sq; uts = 0; }
-        }
-        if (c.ncols == 1) col[0] = lts;
-        else if (c.ncols == 2) { col[0] = lts; col[1] = c.causal ? lte : ute; }
-        else if (c.ncols == 4) { col[0] = lts; col[1] = lte; col[2] = uts; col[3] = ute; }
-      }
-    }
-  return m;
-}
 
 static std::string name_of(const Case& c) {
   char buf[256];

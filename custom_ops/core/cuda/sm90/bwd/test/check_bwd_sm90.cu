@@ -27,6 +27,7 @@
 
 #include "../../../../flashmask_params.h"
 #include "../../../../mask_bounds.h"
+#include "../../test/check_common.h"
 #include "../bwd_sm90.h"
 #ifdef WITH_FWD
 #include "../../fwd_sm90.h"
@@ -40,44 +41,6 @@ void launch_mask_bounds(const FwdParams& p, TileBounds* bounds, cudaStream_t str
 
 using namespace flashmask;
 
-#define CK(x)                                                                              \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
-      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-      std::fflush(stdout);                                                                 \
-      std::_Exit(2);                                                                       \
-    }                                                                                      \
-  } while (0)
-
-// CHECK_WATCHDOG_S=<seconds> scales every watchdog limit to at least that
-// (e.g. under compute-sanitizer, which is far slower than the plain run).
-static double watchdog_s(double limit_s) {
-  const char* e = std::getenv("CHECK_WATCHDOG_S");
-  const double v = e ? std::atof(e) : 0.0;
-  return v > limit_s ? v : limit_s;
-}
-
-static void sync_or_die(const std::string& what, double limit_s) {
-  limit_s = watchdog_s(limit_s);
-  const auto t0 = std::chrono::steady_clock::now();
-  while (true) {
-    const cudaError_t e = cudaStreamQuery(nullptr);
-    if (e == cudaSuccess) return;
-    if (e != cudaErrorNotReady) {
-      std::printf("CUDA error %s after %s\n", cudaGetErrorString(e), what.c_str());
-      std::fflush(stdout);
-      std::_Exit(2);
-    }
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit_s) {
-      std::printf("HANG (> %.0f s) in %s\n", limit_s, what.c_str());
-      std::fflush(stdout);
-      std::_Exit(3);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
 struct Case {
   int b, sq, sk, h, hk, d;
   bool causal;
@@ -87,57 +50,6 @@ struct Case {
   DType dtype;
   bool det;        // deterministic mode (run twice, bitwise compare)
 };
-
-static float to_f(uint16_t x, DType t) {
-  if (t == DType::kBFloat16) {
-    uint32_t u = uint32_t(x) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  __half_raw r;
-  r.x = x;
-  return __half2float(__half(r));
-}
-static uint16_t from_f(float f, DType t) {
-  if (t == DType::kBFloat16) {
-    __nv_bfloat16 v = __float2bfloat16(f);
-    uint16_t u;
-    std::memcpy(&u, &v, 2);
-    return u;
-  }
-  __half v = __float2half(f);
-  uint16_t u;
-  std::memcpy(&u, &v, 2);
-  return u;
-}
-
-static std::vector<int32_t> make_mask(const Case& c, std::mt19937& rng) {
-  std::vector<int32_t> m(size_t(c.b) * c.mask_heads * c.sk * c.ncols);
-  std::uniform_int_distribution<int> U(0, c.sq);
-  for (int bb = 0; bb < c.b; ++bb)
-    for (int hm = 0; hm < c.mask_heads; ++hm) {
-      const int doc = 64 + 37 * ((bb + hm) % 5);
-      for (int j = 0; j < c.sk; ++j) {
-        int32_t* col = &m[((size_t(bb) * c.mask_heads + hm) * c.sk + j) * c.ncols];
-        int lts, lte, uts, ute;
-        if (c.pattern == 1) {  // documents
-          const int d0 = (j / doc) * doc, d1 = std::min(c.sq, d0 + doc);
-          lts = std::min(d1, c.sq); lte = c.sq; uts = 0; ute = std::min(d0, c.sq);
-        } else if (c.pattern == 3 && (j % 7) == 3) {  // columns masked for every row
-          lts = 0; lte = c.sq; uts = 0; ute = c.sq;
-        } else {
-          lts = U(rng); lte = U(rng); if (lte < lts) std::swap(lts, lte);
-          uts = U(rng); ute = U(rng); if (ute < uts) std::swap(uts, ute);
-          if (c.pattern == 2) { lte = c.sq; uts = 0; }
-        }
-        if (c.ncols == 1) col[0] = lts;
-        else if (c.ncols == 2) { col[0] = lts; col[1] = c.causal ? lte : ute; }
-        else if (c.ncols == 4) { col[0] = lts; col[1] = lte; col[2] = uts; col[3] = ute; }
-      }
-    }
-  return m;
-}
 
 static std::string name_of(const Case& c) {
   char buf[256];
