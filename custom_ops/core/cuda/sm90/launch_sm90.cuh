@@ -11,6 +11,7 @@
 
 #include "fwd_kernel.cuh"
 #include "fwd_sm90.h"
+#include "params_common.h"
 #include "tile_scheduler.cuh"
 #include "workspace.h"
 
@@ -70,22 +71,8 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
   kp.o_row_stride = p.o_row_stride;
   kp.o_head_stride = p.o_head_stride;
   kp.lse = p.softmax_lse;
+  set_shared_params<kPrepTileN>(kp, p, bounds);
   const bool has_mask = p.mask.ncols > 0;
-  kp.startend = has_mask ? p.mask.startend : nullptr;
-  kp.ncols = p.mask.ncols;
-  kp.mask_heads = has_mask ? p.mask.heads : 1;
-  kp.mask_batch_stride = p.mask.batch_stride;
-  kp.mask_head_stride = p.mask.head_stride;
-  kp.bounds = has_mask ? bounds : nullptr;
-  kp.n_tiles64 = (p.seqlen_k + kPrepTileN - 1) / kPrepTileN;
-  kp.batch = p.batch;
-  kp.num_heads = p.num_heads;
-  kp.num_heads_k = p.num_heads_k;
-  kp.seqlen_q = p.seqlen_q;
-  kp.seqlen_k = p.seqlen_k;
-  kp.causal = p.causal;
-  kp.softmax_scale = p.softmax_scale;
-  kp.scale_log2 = p.softmax_scale * 1.4426950408889634f;
   kp.m_blocks = (p.seqlen_q + BM - 1) / BM;
   const int64_t total = int64_t(p.batch) * p.num_heads * kp.m_blocks;
   if (total >= (int64_t(1) << 31)) throw std::runtime_error("flashmask sm90: too many work tiles");

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../params_common.h"
 #include "bwd_kernel.cuh"
 #include "bwd_prepost.cuh"
 #include "bwd_sm90.h"
@@ -92,24 +93,9 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   kp.delta = sc.delta;
   kp.dq_acc = sc.dq;
   kp.sem = sc.sem;
-  const bool has_mask = p.mask.ncols > 0;
-  kp.startend = has_mask ? p.mask.startend : nullptr;
-  kp.ncols = p.mask.ncols;
-  kp.mask_heads = has_mask ? p.mask.heads : 1;
-  kp.mask_batch_stride = p.mask.batch_stride;
-  kp.mask_head_stride = p.mask.head_stride;
-  kp.bounds = has_mask ? bounds : nullptr;
-  kp.n_tiles64 = (p.seqlen_k + kPrepTileN - 1) / kPrepTileN;
-  kp.batch = p.batch;
-  kp.num_heads = p.num_heads;
-  kp.num_heads_k = p.num_heads_k;
-  kp.seqlen_q = p.seqlen_q;
-  kp.seqlen_k = p.seqlen_k;
+  set_shared_params<kPrepTileN>(kp, p, bounds);
   kp.m_blocks = m_blocks;
-  kp.causal = p.causal;
   kp.deterministic = p.deterministic;
-  kp.softmax_scale = p.softmax_scale;
-  kp.scale_log2 = p.softmax_scale * 1.4426950408889634f;
 
   auto kernel = bwd_kernel_sm90<Traits>;
   constexpr int smem = Traits::kSmemBytes;
