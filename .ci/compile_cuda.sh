@@ -50,6 +50,12 @@ for src in $INSTS; do
     -I"$FLASHMASK_CUTLASS_INCLUDE" -E "$src" -o /dev/null
 done
 step "preprocessed all $(echo "$INSTS" | wc -l) instantiation units"
+# host unit test (runs on the CPU) of the sm90 backward's column walk: the jump
+# over fully masked query blocks visits exactly what the plain loop visits
+step "walk_host_test (sm90 backward column walk)"
+$NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -I"$ROOT/custom_ops" -I"$FLASHMASK_CUTLASS_INCLUDE" \
+  "$ROOT/custom_ops/core/cuda/sm90/bwd/test/walk_host_test.cu" -o "$WORK/walk_host_test"
+"$WORK/walk_host_test"
 
 # 2. the C ABI with CUDA
 step "g++ flashmask_api.cc"

@@ -3,6 +3,9 @@
     ncu --profile-from-start off -k regex:fwd_kernel_sm90 --section SpeedOfLight ... \
         python tests/gpu/profile_masks.py --masks causal sliding_window --seqlen 8192
 
+--kernel-times instead prints every kernel's device time per step (torch
+profiler), to see where a step's time goes outside the attention kernels.
+
 B * S = 128K tokens, H = 32, D = 128, bf16 (the mask suite's shapes)."""
 import argparse
 import os
@@ -22,6 +25,7 @@ def main():
     ap.add_argument("--seqlen", type=int, default=8192)
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--backward", action="store_true", help="profile forward + backward")
+    ap.add_argument("--kernel-times", action="store_true", help="print per-kernel device times (no ncu)")
     args = ap.parse_args()
     s, h, d = args.seqlen, 32, args.head_dim
     b = 128 * 1024 // s
@@ -38,6 +42,15 @@ def main():
 
         step(), step()
         torch.cuda.synchronize()
+        if args.kernel_times:
+            sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+            from gpu_common import cuda_time_ms, kernel_times_us
+
+            times = kernel_times_us(step)
+            print(f"{name}: step {cuda_time_ms(step, 1, 3):.2f} ms (CUDA events), kernels:")
+            for kname, t in sorted(times.items(), key=lambda kv: -kv[1]):
+                print(f"  {t / 1000:9.3f} ms  {kname[:110]}")
+            continue
         torch.cuda.cudart().cudaProfilerStart()
         step()
         torch.cuda.synchronize()

@@ -149,6 +149,11 @@ void flashmask_bwd(const BwdParams& p, void* stream) {
   check_supported(p, bwd_workspace_size(p));
   if (!aligned16(p.dout) || !aligned16(p.dq) || !aligned16(p.dk) || !aligned16(p.dv))
     throw std::runtime_error("CUDA kernels need 16-byte aligned dout, dq, dk, dv");
+  const int64_t grad_strides[] = {p.dq_batch_stride, p.dq_row_stride, p.dq_head_stride,
+                                  p.dk_batch_stride, p.dk_row_stride, p.dk_head_stride,
+                                  p.dv_batch_stride, p.dv_row_stride, p.dv_head_stride};
+  for (int64_t st : grad_strides)
+    if (st % 8 != 0) throw std::runtime_error("CUDA kernels need dq, dk, dv strides that are multiples of 8 elements");
   if (p.batch == 0 || p.num_heads == 0) return;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (p.seqlen_q == 0) return;

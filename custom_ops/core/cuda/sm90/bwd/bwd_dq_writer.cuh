@@ -1,7 +1,7 @@
 // dQ writer warp of the sm90a backward (warp 1): per visited block, waits for
 // the consumers' fp32 dQ tile in shared memory and bulk reduce-adds it into
-// the accumulator (deterministic mode: after the previous key block, by the
-// per-(b, h, m) semaphore), then hands the buffer back.
+// the accumulator (deterministic mode: after the next higher visible key
+// block, by the per-(b, h, m) semaphore), then hands the buffer back.
 #pragma once
 
 #include "bwd_mask.cuh"
@@ -24,7 +24,7 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
       p, b, hk, n, [&](int, int) {},
       [&](int hq, int hm, int m, int) {
         int target = 0;
-        if (p.deterministic) target = prev_visible_block<BM, BN>(p, b, hm, m, n) + 1;
+        if (p.deterministic) target = next_visible_block<BM, BN>(p, b, hm, m, n) + 1;
         cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqFull);
         if (lane == 0) {
           const int64_t tile = (static_cast<int64_t>(b) * p.num_heads + hq) * p.m_blocks + m;
@@ -34,7 +34,7 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
             while (ld_acquire_gpu(sem) != target) __nanosleep(32);
             bulk_reduce_add_f32(dst, ss.smem_dq.data(), Traits::kDqFloats * int(sizeof(float)));
             bulk_commit();
-            bulk_wait_all();  // the adds are done before the next key block may start its own
+            bulk_wait_all();  // the adds are done before the next lower key block starts its own
             fence_proxy_async_global();
             __threadfence();
             st_release_gpu(sem, n + 1);

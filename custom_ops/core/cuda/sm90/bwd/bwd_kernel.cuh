@@ -5,10 +5,11 @@
 //              head of the group, query block m): TMA Q(m) + bulk copy of
 //              its lse (Q pipeline) and TMA dO(m) + delta (dO pipeline).
 //     warp 1 = dQ writer: per visited block, waits for the consumers' dQ
-//              tile in smem, bulk reduce-adds it (cp.reduce.async.bulk
-//              .add.f32) into the fp32 accumulator, releases the buffer;
-//              deterministic mode: first waits on a per-(b, h, m) semaphore
-//              for the previous visiting key block (fixed ascending order).
+//              tile in smem, bulk reduce-adds it
+//              (cp.reduce.async.bulk.add.f32) into the fp32 accumulator,
+//              releases the buffer; deterministic mode: first waits on a
+//              per-(b, h, m) semaphore for the next higher visiting key
+//              block (fixed descending order).
 //     warps 2, 3 exit.
 //   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each (see
 //     bwd_traits.h for the GEMMs). Fully masked blocks are never visited;
@@ -36,7 +37,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   using SS = typename Traits::SharedStorage;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   SS& ss = *reinterpret_cast<SS*>(smem_raw);
-  const int n = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  // deterministic mode: highest key block first (it waits only on higher key
+  // blocks of its (b, kv head), which therefore are already resident)
+  const int n = p.deterministic ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int hk = blockIdx.y, b = blockIdx.z;
 
   const int warp_group = cutlass::canonical_warp_group_idx();
   const int warp = cutlass::canonical_warp_idx_sync();

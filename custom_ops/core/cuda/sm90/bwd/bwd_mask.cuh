@@ -3,7 +3,7 @@
 //   * block_kind_col(): fully masked / partial / unmasked for (query block m,
 //     key block n), from prep.cu's TileBounds (the two 64-key tiles of the
 //     key block merged once per head). Producer, consumers, the dQ writer and
-//     the deterministic ordering (prev_visible_block) all use this one
+//     the deterministic ordering (next_visible_block) all use this one
 //     function, so they agree on the visited blocks by construction.
 //   * each consumer thread owns 2 key rows of the S^T accumulator; their
 //     masked query intervals (both FlashMask bands, causal and the seqlen_k
@@ -54,24 +54,47 @@ FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
   return first_row <= 0 ? 0 : first_row / BM;
 }
 
-// Deterministic mode: the largest key block n' < n whose (m, n') block is not
-// fully masked for this mask head (-1: none). One warp; all lanes get it.
+// Deterministic mode: the dQ tile of query block m receives its adds in
+// descending key-block order, so key block n waits for the smallest key block
+// n' > n whose (m, n') block is not fully masked for this mask head (-1: none,
+// n adds first). Descending, not ascending: under a causal mask key block n
+// reaches query block m one step after key block n + 1 did, so nobody idles
+// (ascending order chains every column behind key block 0). One warp; all
+// lanes get it.
 template <int BM, int BN, class P>
-__device__ __forceinline__ int prev_visible_block(const P& p, int b, int hm, int m, int n) {
-  if (p.bounds == nullptr) return n - 1;  // causal / full: visibility is monotone in the key
+__device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int m, int n) {
+  const int n_blocks = (p.seqlen_k + BN - 1) / BN;
   const int lane = threadIdx.x % 32;
-  for (int base = n - 1; base >= 0; base -= 32) {
-    const int n2 = base - lane;
+  // without a mask tensor the visible key blocks of a query block are a prefix
+  const int span = p.bounds == nullptr ? 1 : 32;
+  for (int base = n + 1; base < n_blocks; base += span) {
+    const int n2 = base + lane;
     bool vis = false;
-    if (n2 >= 0) {
+    if (lane < span && n2 < n_blocks) {
       const TileBounds t = key_block_bounds<BN>(p, b, hm, n2);
       vis = block_kind_col<BM, BN>(t, m, n2, p.seqlen_q, p.seqlen_k, p.causal) !=
             static_cast<int>(TileKind::kFullyMasked);
     }
     const unsigned bal = __ballot_sync(0xffffffffu, vis);
-    if (bal != 0u) return base - (__ffs(bal) - 1);  // lowest lane = highest block
+    if (bal != 0u) return base + (__ffs(bal) - 1);  // lowest lane = lowest block
+    if (p.bounds == nullptr) break;
   }
   return -1;
+}
+
+// After a fully masked query block m: the next block that may be visible. A
+// block is fully masked when one band, [lts_max, lte_min) or [uts_max,
+// ute_min), covers all its rows; every later block ending inside that band is
+// covered too, so the walk jumps past the band's end instead of classifying
+// them one by one (at 128K rows a key block has 2048 query blocks; a sliding
+// window or a document leaves ~10 of them visible).
+template <int BM>
+FM90_HD int next_candidate_block(const TileBounds& t, int m, int seqlen_q) {
+  const int r0 = m * BM, r1 = min(r0 + BM, seqlen_q);
+  int next = m + 1;
+  if (t.lts_max <= r0 && t.lte_min >= r1) next = max(next, t.lte_min / BM);
+  if (t.uts_max <= r0 && t.ute_min >= r1) next = max(next, t.ute_min / BM);
+  return next;
 }
 
 // Every role's walk over the visited (query head, query block) pairs of key
@@ -88,10 +111,14 @@ __device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, On
     const int hm = mask_head_of(hq, p.mask_heads, p.num_heads, p.num_heads_k);
     const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
     on_head(hq, hm);
-    for (int m = m_begin; m < p.m_blocks; ++m) {
+    for (int m = m_begin; m < p.m_blocks;) {
       const int kind = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal);
-      if (kind == static_cast<int>(TileKind::kFullyMasked)) continue;
+      if (kind == static_cast<int>(TileKind::kFullyMasked)) {
+        m = next_candidate_block<BM>(t, m, p.seqlen_q);
+        continue;
+      }
       on_block(hq, hm, m, kind);
+      ++m;
     }
   }
 }

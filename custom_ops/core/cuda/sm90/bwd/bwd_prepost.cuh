@@ -7,7 +7,9 @@
 //   bwd_post_kernel: dq = softmax_scale * accumulator, converted; the
 //                    accumulator tile is in the consumers' register order
 //                    (float4 k of thread t at [k][t]), undone here with the
-//                    same tiled-MMA partition.
+//                    same tiled-MMA partition through a shared-memory tile.
+// Both are pure memory traffic (B*H*S*D: ~3 GB at 128K tokens, H = 32,
+// D = 128), so every access is a full, coalesced vector.
 #pragma once
 
 #include <math_constants.h>
@@ -31,43 +33,42 @@ struct PreArgs {
   float* delta_plain;  // [B, H, Sq] (the sm80 workspace's delta), may be null
 };
 
-// One warp per padded row; 8 elements (16 bytes) per lane and step.
-template <typename Element>
+// kLanes = D / 8 lanes per padded row (16 bytes of O and of dO each), so a
+// warp covers 32 / kLanes rows: every lane loads, none idles.
+template <typename Element, int D>
 __global__ void __launch_bounds__(256) bwd_pre_kernel(const PreArgs a) {
-  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (r >= a.total_rows) return;
+  constexpr int kLanes = D / 8;
+  static_assert(kLanes >= 1 && kLanes <= 32 && (kLanes & (kLanes - 1)) == 0, "head_dim / 8 lanes per row");
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t r = t / kLanes;
+  const int sub = static_cast<int>(t % kLanes);
+  const bool valid = r < a.total_rows;  // no early exit: every lane takes part in the shuffles
   const int i = static_cast<int>(r % a.padded_rows);
   const int64_t bh = r / a.padded_rows;
-  if (i >= a.seqlen_q) {
-    if (lane == 0) {
-      a.lse_log2[r] = CUDART_INF_F;
-      a.delta[r] = 0.f;
-    }
-    return;
-  }
-  const int h = static_cast<int>(bh % a.num_heads);
-  const int64_t b = bh / a.num_heads;
-  const int64_t off = b * a.o_batch_stride + int64_t(i) * a.o_row_stride + int64_t(h) * a.o_head_stride;
-  const Element* o = static_cast<const Element*>(a.out) + off;
-  const Element* d = static_cast<const Element*>(a.dout) + off;
   float sum = 0.f;
-  for (int c = lane * 8; c < a.head_dim; c += 256) {
-    const uint4 ov = *reinterpret_cast<const uint4*>(o + c);
-    const uint4 dv = *reinterpret_cast<const uint4*>(d + c);
+  if (valid && i < a.seqlen_q) {
+    const int h = static_cast<int>(bh % a.num_heads);
+    const int64_t b = bh / a.num_heads;
+    const int64_t off = b * a.o_batch_stride + int64_t(i) * a.o_row_stride + int64_t(h) * a.o_head_stride + sub * 8;
+    const uint4 ov = *reinterpret_cast<const uint4*>(static_cast<const Element*>(a.out) + off);
+    const uint4 dv = *reinterpret_cast<const uint4*>(static_cast<const Element*>(a.dout) + off);
     const Element* oe = reinterpret_cast<const Element*>(&ov);
     const Element* de = reinterpret_cast<const Element*>(&dv);
 #pragma unroll
-    for (int t = 0; t < 8; ++t) sum += float(oe[t]) * float(de[t]);
+    for (int e = 0; e < 8; ++e) sum += float(oe[e]) * float(de[e]);
   }
 #pragma unroll
-  for (int s = 16; s > 0; s >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, s);
-  if (lane == 0) {
-    const float l = a.lse[bh * a.seqlen_q + i];
-    a.lse_log2[r] = l == -CUDART_INF_F ? CUDART_INF_F : l * 1.4426950408889634f;
-    a.delta[r] = sum;
-    if (a.delta_plain != nullptr) a.delta_plain[bh * a.seqlen_q + i] = sum;
+  for (int s = kLanes / 2; s > 0; s >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, s);
+  if (!valid || sub != 0) return;
+  if (i >= a.seqlen_q) {
+    a.lse_log2[r] = CUDART_INF_F;
+    a.delta[r] = 0.f;
+    return;
   }
+  const float l = a.lse[bh * a.seqlen_q + i];
+  a.lse_log2[r] = l == -CUDART_INF_F ? CUDART_INF_F : l * 1.4426950408889634f;
+  a.delta[r] = sum;
+  if (a.delta_plain != nullptr) a.delta_plain[bh * a.seqlen_q + i] = sum;
 }
 
 struct PostArgs {
@@ -78,34 +79,50 @@ struct PostArgs {
   float softmax_scale;
 };
 
-// grid (m_blocks, H, B), kNumMmaThreads threads: one accumulator tile per CTA.
+// grid (m_blocks, H, B), kNumMmaThreads threads: one accumulator tile per CTA,
+// through shared memory so that both sides are coalesced: float4 loads in the
+// register order, float2 writes to a row-major tile (row stride D + 8 floats:
+// a half-warp's 16 float2 hit 32 distinct banks), then 4 consecutive columns
+// per thread -> one 8-byte store of 4 elements (a warp writes 256 contiguous
+// bytes of a row).
 template <typename Traits>
 __global__ void __launch_bounds__(Traits::kNumMmaThreads) bwd_post_kernel(const PostArgs a) {
   using Element = typename Traits::Element;
   constexpr int BM = Traits::kBlockM, D = Traits::kHeadDim, T = Traits::kNumMmaThreads;
+  constexpr int kStride = D + 8;
+  __shared__ __align__(16) float tile[BM * kStride];
   const int m = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x;
   typename Traits::TiledMmadQ mma;
   auto thr = mma.get_thread_slice(tid);
   Tensor c = thr.partition_C(make_identity_tensor(Shape<Int<BM>, Int<D>>{}));
   constexpr int kVec = decltype(size(c))::value / 4;
-  const int64_t tile = (static_cast<int64_t>(b) * a.num_heads + h) * a.m_blocks + m;
-  const float4* src = reinterpret_cast<const float4*>(a.dq_acc + tile * Traits::kDqFloats);
-  Element* dq = static_cast<Element*>(a.dq) + b * a.dq_batch_stride + int64_t(h) * a.dq_head_stride;
+  const int64_t tile_id = (static_cast<int64_t>(b) * a.num_heads + h) * a.m_blocks + m;
+  const float4* src = reinterpret_cast<const float4*>(a.dq_acc + tile_id * Traits::kDqFloats);
 #pragma unroll
   for (int k = 0; k < kVec; ++k) {
     const float4 v = src[k * T + tid];
-    const float x[4] = {v.x, v.y, v.z, v.w};
+    // (4k, 4k + 1) and (4k + 2, 4k + 3): adjacent columns of one row each
+    *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k)) * kStride + get<1>(c(4 * k))]) = make_float2(v.x, v.y);
+    *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k + 2)) * kStride + get<1>(c(4 * k + 2))]) =
+        make_float2(v.z, v.w);
+  }
+  __syncthreads();
+  Element* dq = static_cast<Element*>(a.dq) + b * a.dq_batch_stride + int64_t(h) * a.dq_head_stride;
+  constexpr int kQuads = BM * D / 4;
+  static_assert(kQuads % T == 0, "whole float4 steps");
 #pragma unroll
-    for (int e = 0; e < 4; e += 2) {  // (e, e + 1): adjacent columns of one row
-      const int row = m * BM + get<0>(c(4 * k + e));
-      const int col = get<1>(c(4 * k + e));
-      if (row >= a.seqlen_q) continue;
-      cutlass::Array<Element, 2> pr;
-      pr[0] = Element(x[e] * a.softmax_scale);
-      pr[1] = Element(x[e + 1] * a.softmax_scale);
-      *reinterpret_cast<cutlass::Array<Element, 2>*>(dq + int64_t(row) * a.dq_row_stride + col) = pr;
-    }
+  for (int k = 0; k < kQuads / T; ++k) {
+    const int q = k * T + tid;
+    const int row = q / (D / 4), col = (q % (D / 4)) * 4;
+    if (m * BM + row >= a.seqlen_q) continue;
+    const float4 v = *reinterpret_cast<const float4*>(&tile[row * kStride + col]);
+    cutlass::Array<Element, 4> out;
+    out[0] = Element(v.x * a.softmax_scale);
+    out[1] = Element(v.y * a.softmax_scale);
+    out[2] = Element(v.z * a.softmax_scale);
+    out[3] = Element(v.w * a.softmax_scale);
+    *reinterpret_cast<cutlass::Array<Element, 4>*>(dq + int64_t(m * BM + row) * a.dq_row_stride + col) = out;
   }
 }
 

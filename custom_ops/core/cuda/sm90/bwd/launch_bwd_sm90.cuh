@@ -57,8 +57,8 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
     a.lse_log2 = sc.lse_log2;
     a.delta = sc.delta;
     a.delta_plain = delta_plain;
-    const int64_t threads = a.total_rows * 32;
-    bwd_pre_kernel<Element><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(a);
+    const int64_t threads = a.total_rows * (D / 8);
+    bwd_pre_kernel<Element, D><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(a);
     check(cudaGetLastError(), "preprocess kernel");
   }
 
@@ -100,8 +100,8 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   auto kernel = bwd_kernel_sm90<Traits>;
   constexpr int smem = Traits::kSmemBytes;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "smem attribute");
-  // blockIdx.x = key block: lower key blocks launch first (deterministic mode
-  // waits only on lower key blocks of the same (b, kv head), so no deadlock)
+  // blockIdx.x = key block (reversed in deterministic mode, see bwd_kernel.cuh):
+  // non-deterministic, the long causal columns launch first
   const dim3 grid(n_blocks, p.num_heads_k, p.batch);
   kernel<<<grid, Traits::kNumThreads, smem, stream>>>(kp);
   check(cudaGetLastError(), "main kernel launch");
