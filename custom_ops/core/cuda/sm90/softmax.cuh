@@ -9,6 +9,8 @@
 #include <cutlass/numeric_conversion.h>
 #include <math_constants.h>
 
+#include "../softmax.cuh"  // quad_max / quad_sum: a row lives in the 4 lanes of a quad here too
+
 namespace flashmask {
 namespace cuda {
 namespace sm90 {
@@ -45,15 +47,6 @@ __device__ __forceinline__ void convert_into(const TSrc& src, TDst& dst) {
       conv(*reinterpret_cast<const cutlass::Array<From, N>*>(src.data()));
 }
 
-__device__ __forceinline__ float quad_allmax(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ float quad_allsum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
 // Running max (raw score units) and per-thread partial row sums of kRows rows.
 template <int kRows>
 struct OnlineSoftmax {
@@ -76,7 +69,7 @@ struct OnlineSoftmax {
       float mx = row_max[r];
 #pragma unroll
       for (int c = 0; c < size<1>(s); ++c) mx = fmaxf(mx, s(r, c));
-      mx = quad_allmax(mx);
+      mx = quad_max(mx);
       const float m_scaled = mx == -CUDART_INF_F ? 0.f : mx * scale_log2;
       alpha[r] = exp2f(row_max[r] * scale_log2 - m_scaled);  // 0 when the old max is -inf
       row_max[r] = mx;
@@ -104,7 +97,7 @@ struct OnlineSoftmax {
   __device__ __forceinline__ void finalize(float softmax_scale, float (&inv)[kRows], float (&lse)[kRows]) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const float l = quad_allsum(row_sum[r]);
+      const float l = quad_sum(row_sum[r]);
       const bool any = l > 0.f;
       inv[r] = any ? 1.f / l : 0.f;
       lse[r] = any ? row_max[r] * softmax_scale + logf(l) : -CUDART_INF_F;
