@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../../../flashmask_params.h"
+#include "../../../mask_bounds.h"
 #include "../../../numeric.h"
 
 #define CK(x)                                                                              \
@@ -96,4 +97,41 @@ static std::vector<int32_t> make_mask(const Case& c, std::mt19937& rng) {
       }
     }
   return m;
+}
+
+// Useful (unmasked) (row, key) pairs of a checker case over every (batch,
+// head): per key column, sq minus the union of its masked rows [lts, lte),
+// [uts, ute) and causal [0, j - shift), clipped to [0, sq). Case needs
+// b, h, hk, sq, sk, ncols, mask_heads, causal.
+template <class Case>
+static double unmasked_pairs(const Case& c, const std::vector<int32_t>& mask) {
+  const int shift = c.sk - c.sq;
+  double pairs = 0;
+  for (int bb = 0; bb < c.b; ++bb)
+    for (int hh = 0; hh < c.h; ++hh) {
+      const int hk = hh / (c.h / c.hk);
+      const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hk);
+      const int32_t* mcol = c.ncols ? &mask[(size_t(bb) * c.mask_heads + hm) * c.sk * c.ncols] : nullptr;
+      for (int j = 0; j < c.sk; ++j) {
+        const flashmask::ColumnBounds cb =
+            mcol ? flashmask::decode_column(mcol + size_t(j) * c.ncols, c.ncols, c.causal, c.sq)
+                 : flashmask::ColumnBounds{c.sq, c.sq, 0, 0};
+        std::pair<int, int> iv[3] = {{cb.lts, cb.lte}, {cb.uts, cb.ute}, {0, c.causal ? j - shift : 0}};
+        for (auto& x : iv) {
+          x.first = std::max(0, std::min(x.first, c.sq));
+          x.second = std::max(x.first, std::min(x.second, c.sq));
+        }
+        std::sort(iv, iv + 3);
+        int covered = 0, end = 0;
+        for (auto& x : iv) {
+          const int lo = std::max(x.first, end);
+          if (x.second > lo) {
+            covered += x.second - lo;
+            end = x.second;
+          }
+        }
+        pairs += c.sq - covered;
+      }
+    }
+  return pairs;
 }

@@ -223,34 +223,7 @@ static void bench(const Case& c, std::mt19937& rng) {
   CK(cudaEventElapsedTime(&ms, e0, e1));
   ms /= iters;
   // useful FLOPs: unmasked (i, j) pairs x 4 d (host count over the mask)
-  const int shift = c.sk - c.sq;
-  double pairs = 0;
-  for (int bb = 0; bb < c.b; ++bb)
-    for (int hh = 0; hh < c.h; ++hh) {
-      const int hk = hh / (c.h / c.hk);
-      const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hk);
-      const int32_t* mcol = c.ncols ? &mask[(size_t(bb) * c.mask_heads + hm) * c.sk * c.ncols] : nullptr;
-      for (int j = 0; j < c.sk; ++j) {
-        const ColumnBounds cb = mcol ? decode_column(mcol + size_t(j) * c.ncols, c.ncols, c.causal, c.sq)
-                                     : ColumnBounds{c.sq, c.sq, 0, 0};
-        // masked rows: union of [lts, lte), [uts, ute), causal [0, j - shift), clipped to [0, sq)
-        std::pair<int, int> iv[3] = {{cb.lts, cb.lte}, {cb.uts, cb.ute}, {0, c.causal ? j - shift : 0}};
-        for (auto& x : iv) {
-          x.first = std::max(0, std::min(x.first, c.sq));
-          x.second = std::max(x.first, std::min(x.second, c.sq));
-        }
-        std::sort(iv, iv + 3);
-        int covered = 0, end = 0;
-        for (auto& x : iv) {
-          const int lo = std::max(x.first, end);
-          if (x.second > lo) {
-            covered += x.second - lo;
-            end = x.second;
-          }
-        }
-        pairs += c.sq - covered;
-      }
-    }
+  const double pairs = unmasked_pairs(c, mask);
   const double tflops = pairs * 4.0 * c.d / (ms * 1e-3) / 1e12;
   std::printf("BENCH %-70s pp=%d %8.3f ms  %6.1f TFLOP/s (useful)  density %.3f\n", name_of(c).c_str(), pp,
               ms, tflops, pairs / (double(c.b) * c.h * c.sq * c.sk));

@@ -444,34 +444,6 @@ static bool check_case(const Case& c, std::mt19937& rng) {
 
 // ----- bench -----
 
-static double unmasked_pairs(const Case& c, const std::vector<int32_t>& mask) {
-  const int shift = c.sk - c.sq;
-  double pairs = 0;
-  for (int bb = 0; bb < c.b; ++bb)
-    for (int hh = 0; hh < c.h; ++hh) {
-      const int hk = hh / (c.h / c.hk);
-      const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hk);
-      const int32_t* mcol = c.ncols ? &mask[(size_t(bb) * c.mask_heads + hm) * c.sk * c.ncols] : nullptr;
-      for (int j = 0; j < c.sk; ++j) {
-        const ColumnBounds cb = mcol ? decode_column(mcol + size_t(j) * c.ncols, c.ncols, c.causal, c.sq)
-                                     : ColumnBounds{c.sq, c.sq, 0, 0};
-        std::pair<int, int> iv[3] = {{cb.lts, cb.lte}, {cb.uts, cb.ute}, {0, c.causal ? j - shift : 0}};
-        for (auto& x : iv) {
-          x.first = std::max(0, std::min(x.first, c.sq));
-          x.second = std::max(x.first, std::min(x.second, c.sq));
-        }
-        std::sort(iv, iv + 3);
-        int covered = 0, end = 0;
-        for (auto& x : iv) {
-          const int lo = std::max(x.first, end);
-          if (x.second > lo) { covered += x.second - lo; end = x.second; }
-        }
-        pairs += c.sq - covered;
-      }
-    }
-  return pairs;
-}
-
 template <class F>
 static float time_ms(F&& f, const std::string& what, int iters) {
   for (int w = 0; w < 2; ++w) f();
