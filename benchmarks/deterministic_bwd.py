@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from gpu_common import cuda_time_ms, unmasked_pairs  # noqa: E402
+from gpu_common import cuda_time_ms, paper_case  # noqa: E402
 from results import update_section  # noqa: E402
 
 DEFAULT_MASKS = ["causal", "full", "causal_document", "document", "share_question", "sliding_window",
@@ -31,14 +31,10 @@ DEFAULT_MASKS = ["causal", "full", "causal_document", "document", "share_questio
 def bench(name, s, d, args):
     import torch
 
-    from paddle_flashmask.paper_masks import make_paper_mask
     from paddle_flashmask.torch import flashmask_attention
 
     b, h = args.tokens // s, args.heads
-    spec = make_paper_mask(name, b, s, seed=0, num_heads=h)
-    idx = None if name in ("full", "causal") else torch.from_numpy(spec.startend_row_indices).cuda()
-    pairs = unmasked_pairs(spec.startend_row_indices if idx is not None else None, spec.causal, s, s, batch=b)
-    pairs *= h // (1 if idx is None else idx.shape[1])
+    spec, idx, pairs = paper_case(name, b, s, h)
     fwd_flops = 4.0 * d * pairs
     gen = torch.Generator(device="cuda").manual_seed(0)
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16, generator=gen).requires_grad_()

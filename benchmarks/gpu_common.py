@@ -92,3 +92,21 @@ def four_column_bounds(idx, causal, sq):
     else:
         lte, uts, ute = idx[..., 1], idx[..., 2], idx[..., 3]
     return np.stack([lts, lte, uts, ute], axis=-1).astype(np.int32)
+
+
+DENSE_MASKS = ("full", "causal")  # no mask tensor (as users pass them); SDPA expresses them too
+
+
+def paper_case(name, batch, seqlen, heads, device="cuda"):
+    """The paper's mask `name` (seed 0) as the benchmarks feed it to our kernels:
+    (spec, mask tensor on `device` or None for DENSE_MASKS, visible (row, key)
+    pairs over all batch rows and heads)."""
+    import torch
+
+    from paddle_flashmask.paper_masks import make_paper_mask
+
+    spec = make_paper_mask(name, batch, seqlen, seed=0, num_heads=heads)
+    idx_np = spec.startend_row_indices
+    pairs = unmasked_pairs(idx_np, spec.causal, seqlen, seqlen) * (heads // idx_np.shape[1])
+    idx = None if name in DENSE_MASKS else torch.from_numpy(np.ascontiguousarray(idx_np)).to(device)
+    return spec, idx, pairs

@@ -38,11 +38,12 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask  # noqa: E402
+from paddle_flashmask.paper_masks import PAPER_MASKS  # noqa: E402
+
+from gpu_common import DENSE_MASKS  # noqa: E402
 
 IMPLS = ("flashmask", "flashmask_sm80", "flex", "cudnn", "sdpa_flash")
 PREP_KERNELS = ("mask_bounds_kernel", "work_count_kernel", "work_sort_kernel")
-DENSE_MASKS = ("full", "causal")  # expressible in SDPA (cuDNN, flash)
 EXTRA_DIM_MASKS = ("causal", "causal_document")
 
 
@@ -94,18 +95,15 @@ def _flex_block_mask(bounds, batch, seqlen, device):
 
 def bench_config(name, seqlen, head_dim, args, flex_fn):
     import torch
-    from gpu_common import cuda_time_ms, four_column_bounds, kernel_times_us, unmasked_pairs
+    from gpu_common import cuda_time_ms, four_column_bounds, kernel_times_us, paper_case
     from paddle_flashmask.torch import flashmask_attention
 
     dev, h = "cuda", args.heads
     batch = args.tokens // seqlen
-    spec = make_paper_mask(name, batch, seqlen, seed=0, num_heads=h)
+    spec, idx, pairs = paper_case(name, batch, seqlen, h, dev)
     idx_np, causal = spec.startend_row_indices, spec.causal
-    pairs = unmasked_pairs(idx_np, causal, seqlen, seqlen) * (h // idx_np.shape[1])
     fwd_flops = 4.0 * head_dim * pairs
     density = pairs / (batch * h * seqlen * seqlen)
-    # full and causal go to our kernels as users pass them: no mask tensor
-    idx = None if name in DENSE_MASKS else torch.from_numpy(np.ascontiguousarray(idx_np)).to(dev)
     torch.manual_seed(0)
     shape = (batch, seqlen, h, head_dim)
     q, k, v = (torch.randn(shape, device=dev, dtype=torch.bfloat16).requires_grad_() for _ in range(3))

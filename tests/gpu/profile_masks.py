@@ -15,6 +15,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from gpu_common import cuda_time_ms, kernel_times_us  # noqa: E402
 from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask  # noqa: E402
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
@@ -43,9 +45,6 @@ def main():
         step(), step()
         torch.cuda.synchronize()
         if args.kernel_times:
-            sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-            from gpu_common import cuda_time_ms, kernel_times_us
-
             times = kernel_times_us(step)
             print(f"{name}: step {cuda_time_ms(step, 1, 3):.2f} ms (CUDA events), kernels:")
             for kname, t in sorted(times.items(), key=lambda kv: -kv[1]):
