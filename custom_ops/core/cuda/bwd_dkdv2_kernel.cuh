@@ -83,38 +83,6 @@ struct Dkdv2Smem {
   static_assert(kHalfBytes % 16 == 0, "column bounds need 16-byte alignment");
 };
 
-// acc[MT][NT] += A * B as gemm_ss, with the fragments of k-step ks + 1 loaded
-// before the MMAs of k-step ks (register double buffer).
-template <typename T, int MT, int NT, int KS, bool A_T, bool B_T>
-__device__ __forceinline__ void gemm_ss_pf(float (&acc)[MT][NT][4], uint32_t sA, int lda, int m0,
-                                           uint32_t sB, int ldb, int n0, int lane) {
-  static_assert(NT % 2 == 0, "NT must be even");
-  uint32_t a[2][MT][4], b[2][NT / 2][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt) load_a<A_T>(sA, lda, m0 + mt * 16, 0, lane, a[0][mt]);
-#pragma unroll
-  for (int np = 0; np < NT / 2; ++np) load_b2<B_T>(sB, ldb, n0 + np * 16, 0, lane, b[0][np]);
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks) {
-    const int cur = ks & 1;
-    if (ks + 1 < KS) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-        load_a<A_T>(sA, lda, m0 + mt * 16, (ks + 1) * 16, lane, a[cur ^ 1][mt]);
-#pragma unroll
-      for (int np = 0; np < NT / 2; ++np)
-        load_b2<B_T>(sB, ldb, n0 + np * 16, (ks + 1) * 16, lane, b[cur ^ 1][np]);
-    }
-#pragma unroll
-    for (int np = 0; np < NT / 2; ++np)
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        Mma<T>::run(acc[mt][2 * np], a[cur][mt], b[cur][np][0], b[cur][np][1]);
-        Mma<T>::run(acc[mt][2 * np + 1], a[cur][mt], b[cur][np][2], b[cur][np][3]);
-      }
-  }
-}
-
 template <typename T, int D, bool kDropout>
 __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
                                                        const TileBounds* __restrict__ bounds,
@@ -237,8 +205,8 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
       float s[MT_S][NT_S][4], dp[MT_S][NT_S][4];
       zero(s);
       zero(dp);
-      gemm_ss_pf<T, MT_S, NT_S, D / 16, false, false>(s, aQ, LD, s_m0, aK, LD, s_n0, lane);
-      gemm_ss_pf<T, MT_S, NT_S, D / 16, false, false>(dp, adO, LD, s_m0, aV, LD, s_n0, lane);
+      gemm_ss<T, MT_S, NT_S, D / 16, false, false>(s, aQ, LD, s_m0, 0, aK, LD, s_n0, 0, lane);
+      gemm_ss<T, MT_S, NT_S, D / 16, false, false>(dp, adO, LD, s_m0, 0, aV, LD, s_n0, 0, lane);
 
       // lse (log2 domain; +inf for rows past seqlen_q or fully masked rows:
       // P = 0 there) and delta of this lane's rows.
@@ -300,14 +268,16 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
       __syncthreads();  // P, dS visible
 
       // dV += P^T dO, dK += dS^T Q (A = P^T / dS^T: sP / sdS read transposed)
-      gemm_ss_pf<T, MT_KV, NT_KV, BM / 16, true, true>(acc_dv, aP, LDP, kv_n0, adO, LD, kv_d0, lane);
-      gemm_ss_pf<T, MT_KV, NT_KV, BM / 16, true, true>(acc_dk, adS, LDP, kv_n0, aQ, LD, kv_d0, lane);
+      gemm_ss<T, MT_KV, NT_KV, BM / 16, true, true>(acc_dv, aP, LDP, kv_n0, 0, adO, LD, kv_d0, 0,
+                                                      lane);
+      gemm_ss<T, MT_KV, NT_KV, BM / 16, true, true>(acc_dk, adS, LDP, kv_n0, 0, aQ, LD, kv_d0, 0,
+                                                      lane);
 
       if (atomic_dq) {
         // dQ (rows of this step) += dS K into the fp32 workspace
         float acc[MT_Q][NT_Q][4];
         zero(acc);
-        gemm_ss_pf<T, MT_Q, NT_Q, BN / 16, false, true>(acc, adS, LDP, q_m0, aK, LD, q_d0, lane);
+        gemm_ss<T, MT_Q, NT_Q, BN / 16, false, true>(acc, adS, LDP, q_m0, 0, aK, LD, q_d0, 0, lane);
         float* dq_rows = dq_accum + (row_base + r0) * D;
 #pragma unroll
         for (int mt = 0; mt < MT_Q; ++mt)
