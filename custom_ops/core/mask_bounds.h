@@ -77,6 +77,13 @@ FM_HD void extend_tile_bounds(TileBounds& t, const ColumnBounds& c) {
 
 enum class TileKind : int32_t { kFullyMasked = 0, kPartial = 1, kUnmasked = 2 };
 
+// No column's band (lower or upper) reaches any of rows [r0, r1).
+FM_HD bool bands_clear(const TileBounds& t, int32_t r0, int32_t r1) {
+  const bool lower_clear = t.lts_min >= r1 || t.lte_max <= r0 || t.lts_min >= t.lte_max;
+  const bool upper_clear = t.uts_min >= r1 || t.ute_max <= r0 || t.uts_min >= t.ute_max;
+  return lower_clear && upper_clear;
+}
+
 // Rows [r0, r1) against key columns [c0, c1) (both non-empty). `causal_shift`
 // is seqlen_k - seqlen_q. Conservative: kPartial is always a correct answer.
 FM_HD TileKind classify_tile(const TileBounds& t, int32_t r0, int32_t r1, int32_t c0, int32_t c1,
@@ -86,11 +93,8 @@ FM_HD TileKind classify_tile(const TileBounds& t, int32_t r0, int32_t r1, int32_
   const bool upper_covers = t.uts_max <= r0 && t.ute_min >= r1;
   const bool causal_covers = causal && c0 > (r1 - 1) + causal_shift;
   if (lower_covers || upper_covers || causal_covers) return TileKind::kFullyMasked;
-  // No column's band reaches any row of the tile.
-  const bool lower_clear = t.lts_min >= r1 || t.lte_max <= r0 || t.lts_min >= t.lte_max;
-  const bool upper_clear = t.uts_min >= r1 || t.ute_max <= r0 || t.uts_min >= t.ute_max;
   const bool causal_clear = !causal || (c1 - 1) <= r0 + causal_shift;
-  if (lower_clear && upper_clear && causal_clear) return TileKind::kUnmasked;
+  if (bands_clear(t, r0, r1) && causal_clear) return TileKind::kUnmasked;
   return TileKind::kPartial;
 }
 

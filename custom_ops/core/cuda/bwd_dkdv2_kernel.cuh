@@ -20,13 +20,17 @@
 // sP / sdS / the other Q buffer are done; middle: P / dS visible). Q, dO,
 // lse, delta are double-buffered (cp.async issued right after the top
 // barrier, a full step ahead). Partial tiles read the decoded column bounds
-// of the CTA's keys from shared memory (staged once per query head).
+// of the CTA's keys from shared memory (staged once per query head); tiles
+// masked only by the causal diagonal compare with a per-row last key. dQ goes
+// to the fp32 workspace one C fragment per red.v4 (dq_accum.cuh); dK, dV
+// leave through shared memory as 16-byte rows.
 #pragma once
 
 #include <math_constants.h>
 
 #include <type_traits>
 
+#include "dq_accum.cuh"
 #include "dropout_device.cuh"
 #include "mask_device.cuh"
 
@@ -79,7 +83,10 @@ struct Dkdv2Smem {
   // K, V, 2 x Q, 2 x dO, P, dS (16-bit), then BN column bounds, 2 x (lse, delta)
   static constexpr int kHalfBytes = (2 * kKTile + 4 * kQTile + 2 * kPTile) * 2;
   static constexpr int kTileBytes = kHalfBytes + BN * 16 + 4 * BM * 4;
-  static size_t bytes(int m_tiles) { return kTileBytes + (m_tiles + kThreads / 32) * sizeof(int); }
+  // + the visit list (one int per query tile and the -1 sentinel) + scratch
+  static size_t bytes(int m_tiles) {
+    return kTileBytes + (m_tiles + 1 + kThreads / 32) * sizeof(int);
+  }
   static_assert(kHalfBytes % 16 == 0, "column bounds need 16-byte alignment");
 };
 
@@ -120,7 +127,7 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
   float* sDelta = sLse + 2 * BM;                      // 2 x BM
   int* list = reinterpret_cast<int*>(smem + S::kTileBytes);
   const int m_tiles = (p.seqlen_q + BM - 1) / BM;
-  int* scratch = list + m_tiles;
+  int* scratch = list + m_tiles + 1;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
@@ -163,9 +170,11 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
     const int row_begin = p.causal ? max(0, c0 - shift) : 0;
     // Ends with a barrier: every thread is past the previous head's steps, so
     // sCol, the Q / dO buffers and sP / sdS may be rewritten.
-    const int count = compact_tiles<NTH>(
+    const int count = compact_tiles<NTH, true>(
         row_begin / BM, m_tiles,
-        [&](int m) { return tile_kind(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN); },
+        [&](int m) {
+          return tile_kind<true>(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN);
+        },
         list, scratch);
     if (count == 0) continue;  // uniform across the CTA
     if (tid < BN) {
@@ -176,8 +185,10 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
     const T* qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + hq * p.q_head_stride;
     const T* dop = static_cast<const T*>(p.dout) + b * p.o_batch_stride + hq * p.o_head_stride;
     const int64_t row_base = (static_cast<int64_t>(b) * p.num_heads + hq) * p.seqlen_q;
-    auto issue = [&](int it, int buf) {
-      const int r0 = (list[it] >> 2) * BM;
+    const int64_t dq_slab_offset =
+        (static_cast<int64_t>(b) * p.num_heads + hq) * dq_accum_rows(p.seqlen_q) * D;
+    auto issue = [&](int entry, int buf) {
+      const int r0 = (entry >> 2) * BM;
       const int rows = min(BM, p.seqlen_q - r0);
       load_tile<T, BM, D, NTH>(sQ + buf * S::kQTile, qp + r0 * p.q_row_stride, p.q_row_stride, rows, tid);
       load_tile<T, BM, D, NTH>(sdO + buf * S::kQTile, dop + r0 * p.o_row_stride, p.o_row_stride, rows, tid);
@@ -189,17 +200,17 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
         cp_async4(smem_addr(sDelta + buf * BM + r), delta + row_base + (ok ? r0 + r : 0), ok);
       cp_async_commit();
     };
-    issue(0, 0);
+    issue(list[0], 0);
 
-    auto step = [&](int it, auto mask_tag) {
-      constexpr bool partial = decltype(mask_tag)::value;
+    auto step = [&](int entry, int next, int it, auto mask_tag) {
+      constexpr ElementMask kMask = decltype(mask_tag)::value;
       const int buf = it & 1;
-      const int r0 = (list[it] >> 2) * BM;
+      const int r0 = (entry >> 2) * BM;
       // Top barrier: tile `it` landed for every thread; every read of the
       // previous step (Q / dO buffer buf ^ 1, sP, sdS) is done.
       cp_async_wait<0>();
       __syncthreads();
-      if (it + 1 < count) issue(it + 1, buf ^ 1);
+      if (next >= 0) issue(next, buf ^ 1);
       const uint32_t aQ = smem_addr(sQ + buf * S::kQTile), adO = smem_addr(sdO + buf * S::kQTile);
 
       float s[MT_S][NT_S][4], dp[MT_S][NT_S][4];
@@ -229,7 +240,7 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
         const int col = s_n0 + nt * 8 + 2 * t4;  // tile-local key of e = 0; e = 1 is col + 1
         const int j = c0 + col;
         ColumnBounds cb0{0, 0, 0, 0}, cb1{0, 0, 0, 0};
-        if constexpr (partial) {
+        if constexpr (kMask == ElementMask::kColumns) {
           cb0 = sCol[col];
           cb1 = sCol[col + 1];
         }
@@ -243,9 +254,13 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
 #pragma unroll
             for (int e = 0; e < 2; ++e)
               pv[e] = exp2f(s[mt][nt][hr * 2 + e] * scale_log2 - lse2[mt][hr]);
-            if constexpr (partial) {
+            if constexpr (kMask == ElementMask::kColumns) {
               if (mc.masked(cb0, i, j)) pv[0] = 0.f;
               if (mc.masked(cb1, i, j + 1)) pv[1] = 0.f;
+            } else if constexpr (kMask == ElementMask::kCausal) {
+              const int last = last_key(i, p);
+              if (j > last) pv[0] = 0.f;
+              if (j + 1 > last) pv[1] = 0.f;
             }
             float dpv[2] = {dp[mt][nt][hr * 2], dp[mt][nt][hr * 2 + 1]};
             pd[0] = pv[0];
@@ -274,64 +289,70 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
                                                       lane);
 
       if (atomic_dq) {
-        // dQ (rows of this step) += dS K into the fp32 workspace
+        // dQ (rows of this step) += dS K into the fp32 workspace, a C fragment
+        // per red.v4 (dq_accum.cuh)
         float acc[MT_Q][NT_Q][4];
         zero(acc);
         gemm_ss<T, MT_Q, NT_Q, BN / 16, false, true>(acc, adS, LDP, q_m0, 0, aK, LD, q_d0, 0, lane);
-        float* dq_rows = dq_accum + (row_base + r0) * D;
+        float* dq_slab = dq_accum + dq_slab_offset;
 #pragma unroll
-        for (int mt = 0; mt < MT_Q; ++mt)
+        for (int mt = 0; mt < MT_Q; ++mt) {
+          const int row0 = r0 + q_m0 + mt * 16;
+          if (row0 < p.seqlen_q) {
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            const int row = q_m0 + mt * 16 + hr * 8 + g;
-            if (r0 + row < p.seqlen_q) {
-#pragma unroll
-              for (int nt = 0; nt < NT_Q; ++nt) {
-                float* dst = dq_rows + row * D + q_d0 + nt * 8 + 2 * t4;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-                atomicAdd(reinterpret_cast<float2*>(dst),
-                          make_float2(acc[mt][nt][hr * 2], acc[mt][nt][hr * 2 + 1]));
-#else
-                atomicAdd(dst, acc[mt][nt][hr * 2]);
-                atomicAdd(dst + 1, acc[mt][nt][hr * 2 + 1]);
-#endif
-              }
-            }
+            for (int nt = 0; nt < NT_Q; ++nt)
+              dq_add_fragment(dq_slab + dq_fragment_offset(row0, q_d0 + nt * 8, D), lane,
+                              acc[mt][nt]);
           }
+        }
       }
       // No end-of-step barrier: the next step's top barrier orders these
       // reads (Q / dO buffer buf, sP, sdS) before any rewrite of them.
     };
-    for (int it = 0; it < count; ++it) {
-      if ((list[it] & 3) == static_cast<int>(TileKind::kPartial))
-        step(it, std::true_type{});
-      else
-        step(it, std::false_type{});
+    // The list ends with -1: the loop carries the entry and a pointer (as the
+    // forward; an index, the count and the list base were spilled).
+    int entry = list[0], it = 0;
+    for (const int* e = list + 1; entry >= 0; ++e, ++it) {
+      const int next = *e;
+      run_step(entry & 3, step, entry, next, it);
+      entry = next;
     }
     __syncthreads();  // the last step's reads are done before the next head's loads
   }
 
-  cp_async_wait<0>();  // no copy may land after exit
-  // dK = scale * sum dS^T Q, dV = sum P^T dO (summed over the GQA group).
-  T* dk = static_cast<T*>(p.dk) + b * p.dk_batch_stride + hk * p.dk_head_stride;
-  T* dv = static_cast<T*>(p.dv) + b * p.dv_batch_stride + hk * p.dv_head_stride;
+  // dK = scale * sum dS^T Q, dV = sum P^T dO (summed over the GQA group),
+  // through sK / sV so that each thread stores 16 contiguous bytes.
+  cp_async_wait<0>();
+  __syncthreads();  // every copy into sK / sV landed and every read of them is done
 #pragma unroll
   for (int mt = 0; mt < MT_KV; ++mt)
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      const int j = c0 + kv_n0 + mt * 16 + hr * 8 + g;
-      if (j < p.seqlen_k) {
+      const int r = kv_n0 + mt * 16 + hr * 8 + g;
 #pragma unroll
-        for (int nt = 0; nt < NT_KV; ++nt) {
-          const int c = kv_d0 + nt * 8 + 2 * t4;
-          *reinterpret_cast<uint32_t*>(dk + j * p.dk_row_stride + c) =
-              Mma<T>::pack(acc_dk[mt][nt][hr * 2] * p.softmax_scale,
-                           acc_dk[mt][nt][hr * 2 + 1] * p.softmax_scale);
-          *reinterpret_cast<uint32_t*>(dv + j * p.dv_row_stride + c) =
-              Mma<T>::pack(acc_dv[mt][nt][hr * 2], acc_dv[mt][nt][hr * 2 + 1]);
-        }
+      for (int nt = 0; nt < NT_KV; ++nt) {
+        const int c = kv_d0 + nt * 8 + 2 * t4;
+        *reinterpret_cast<uint32_t*>(sK + r * LD + c) =
+            Mma<T>::pack(acc_dk[mt][nt][hr * 2] * p.softmax_scale,
+                         acc_dk[mt][nt][hr * 2 + 1] * p.softmax_scale);
+        *reinterpret_cast<uint32_t*>(sV + r * LD + c) =
+            Mma<T>::pack(acc_dv[mt][nt][hr * 2], acc_dv[mt][nt][hr * 2 + 1]);
       }
     }
+  __syncthreads();
+  T* dk = static_cast<T*>(p.dk) + b * p.dk_batch_stride + hk * p.dk_head_stride;
+  T* dv = static_cast<T*>(p.dv) + b * p.dv_batch_stride + hk * p.dv_head_stride;
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int ch = tid; ch < BN * kChunks; ch += NTH) {
+    const int r = ch / kChunks, c = (ch % kChunks) * 8, j = c0 + r;
+    if (j < p.seqlen_k) {
+      *reinterpret_cast<uint4*>(dk + j * p.dk_row_stride + c) =
+          *reinterpret_cast<const uint4*>(sK + r * LD + c);
+      *reinterpret_cast<uint4*>(dv + j * p.dv_row_stride + c) =
+          *reinterpret_cast<const uint4*>(sV + r * LD + c);
+    }
+  }
 }
 
 }  // namespace cuda

@@ -11,6 +11,7 @@
 
 #include <type_traits>
 
+#include "dq_accum.cuh"
 #include "dropout_device.cuh"
 #include "mask_device.cuh"
 
@@ -191,28 +192,19 @@ __global__ void __launch_bounds__(BN * 2) dkdv_kernel(const BwdParams p,
         constexpr int kCols = D / kColSplit;
         constexpr int kChunk = kCols % 32 == 0 ? 32 : 16;
         const int qw = (warp & 3) * 16, col0 = (warp >> 2) * kCols;
-        float* dq_rows = dq_accum + (row_base + r0) * D;
+        float* dq_slab =
+            dq_accum + (static_cast<int64_t>(b) * p.num_heads + hq) * dq_accum_rows(p.seqlen_q) * D;
 #pragma unroll 1
         for (int ch = 0; ch < kCols / kChunk; ++ch) {
           float acc[1][kChunk / 8][4];
           zero(acc);
           gemm_ss<T, 1, kChunk / 8, BN / 16, true, true>(acc, aS, LDS, qw, 0, aK, LD,
                                                          col0 + ch * kChunk, 0, lane);
+          if (r0 + qw < p.seqlen_q) {
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            const int qr = qw + g + hr * 8;
-            if (r0 + qr < p.seqlen_q) {
-#pragma unroll
-              for (int nt = 0; nt < kChunk / 8; ++nt) {
-                float* dst = dq_rows + qr * D + col0 + ch * kChunk + nt * 8 + 2 * t4;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-                atomicAdd(reinterpret_cast<float2*>(dst), make_float2(acc[0][nt][hr * 2], acc[0][nt][hr * 2 + 1]));
-#else
-                atomicAdd(dst, acc[0][nt][hr * 2]);
-                atomicAdd(dst + 1, acc[0][nt][hr * 2 + 1]);
-#endif
-              }
-            }
+            for (int nt = 0; nt < kChunk / 8; ++nt)
+              dq_add_fragment(dq_slab + dq_fragment_offset(r0 + qw, col0 + ch * kChunk + nt * 8, D),
+                              lane, acc[0][nt]);
           }
         }
       }

@@ -25,8 +25,8 @@ struct FwdSmem {
   // 1; the 2-stage path stays for sm80 tuning.
   static constexpr int kStages = 1;
   static constexpr int kTileBytes = (BM + 2 * kBlockN * kStages) * kLd * 2;
-  // + the visit list (one int per key tile) + 4 ints of scratch
-  static size_t bytes(int n_tiles_k) { return kTileBytes + (n_tiles_k + 4) * sizeof(int); }
+  // + the visit list (one int per key tile and the -1 sentinel) + 4 ints of scratch
+  static size_t bytes(int n_tiles_k) { return kTileBytes + (n_tiles_k + 1 + 4) * sizeof(int); }
 };
 
 template <typename T, int D, int BM, bool kDropout>
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   T* sK = sQ + BM * LD;       // stage st: sK + st * 2 * kBlockN * LD
   T* sV = sK + kBlockN * LD;  // stage st: sV + st * 2 * kBlockN * LD
   int* list = reinterpret_cast<int*>(smem + FwdSmem<D, BM>::kTileBytes);
-  int* scratch = list + n_tiles_k;
+  int* scratch = list + n_tiles_k + 1;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
@@ -65,12 +65,13 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   const int n_end = (col_end + kBlockN - 1) / kBlockN;
   const TileBounds* tb =
       p.mask.ncols > 0 ? bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k : nullptr;
-  const int count = compact_tiles(
+  const int count = compact_tiles<kThreads, true>(
       0, n_end,
-      [&](int n) { return tile_kind(tb ? tb[n] : no_mask_bounds(p.seqlen_q), r0, r1, n * kBlockN, p); },
+      [&](int n) {
+        return tile_kind<true>(tb ? tb[n] : no_mask_bounds(p.seqlen_q), r0, r1, n * kBlockN, p);
+      },
       list, scratch);
 
-  const MaskCols mc = mask_cols(p, b, hm);
   constexpr bool dropout = kDropout;  // a separate instantiation: no registers for it otherwise
   Dropout drop{};
   if (dropout) drop = make_dropout(p);
@@ -92,21 +93,23 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   }
   cp_async_commit();
 
-  // One tile step; kMask is a compile-time copy for partial tiles, so the
-  // unmasked path is one straight-line block (as FlashAttention-2 splits its
-  // masked and unmasked loops). V(n) lands during S = Q K(n)^T and the
-  // softmax, K(n+1) during O += P V(n) (issuing it after the softmax keeps
-  // the 64 score registers dead while its addresses are live: no spills).
-  auto step = [&](int it, auto mask_tag) {
-    constexpr bool kMask = decltype(mask_tag)::value;
-    const int c0 = (list[it] >> 2) * kBlockN;
+  // One tile step (list entry `entry`, the next one `next`, -1 at the end),
+  // a compile-time copy per element-mask variant, so the unmasked path is one
+  // straight-line block (as FlashAttention-2 splits its masked and unmasked
+  // loops) and the causal diagonal costs one comparison per element (the
+  // column test made those steps ~3.7x an unmasked one). V(n) lands during
+  // S = Q K(n)^T and the softmax, K(n+1) during O += P V(n) (issuing it after
+  // the softmax keeps the 64 score registers dead while its addresses are live).
+  auto step = [&](int entry, int next, int it, auto mask_tag) {
+    constexpr ElementMask kMask = decltype(mask_tag)::value;
+    const int c0 = (entry >> 2) * kBlockN;
     const int st = kStages == 2 ? (it & 1) : 0;
     const uint32_t aKs = aK + st * 2 * kBlockN * LD * 2, aVs = aV + st * 2 * kBlockN * LD * 2;
     cp_async_wait<0>();
     __syncthreads();  // K(n) (and Q) visible; every warp done with step n-1
     if constexpr (kStages == 2) {  // K(n+1) into the other stage (V(n+1) below)
-      if (it + 1 < count) {
-        const int c1 = (list[it + 1] >> 2) * kBlockN;
+      if (next >= 0) {
+        const int c1 = (next >> 2) * kBlockN;
         load_tile<T, kBlockN, D>(sK + (st ^ 1) * 2 * kBlockN * LD, k + c1 * p.k_row_stride,
                                  p.k_row_stride, p.seqlen_k - c1, tid);
       }
@@ -119,7 +122,21 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
     zero(s);
     gemm_ss<T, MT, 8, D / 16, false, false>(s, aQ, LD, wrow0, 0, aKs, LD, 0, 0, lane);
 
-    if constexpr (kMask) {
+    if constexpr (kMask == ElementMask::kCausal) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          // tile-local column of the last visible key, as seen from this lane's e = 0 column
+          const int last = last_key(r0 + wrow0 + mt * 16 + g + hr * 8, p) - c0 - 2 * t4;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              if (nt * 8 + e > last) s[mt][nt][hr * 2 + e] = -CUDART_INF_F;
+        }
+    } else if constexpr (kMask == ElementMask::kColumns) {
+      const MaskCols mc = mask_cols(p, b, hm);  // here, not live across the tile loop
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
@@ -157,8 +174,8 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
     acc_to_a<T, MT, 8>(s, pa);
 
     if constexpr (kStages == 2) {  // V(n+1): issued here, where the scores are dead
-      if (it + 1 < count) {
-        const int c1 = (list[it + 1] >> 2) * kBlockN;
+      if (next >= 0) {
+        const int c1 = (next >> 2) * kBlockN;
         load_tile<T, kBlockN, D>(sV + (st ^ 1) * 2 * kBlockN * LD, v + c1 * p.v_row_stride,
                                  p.v_row_stride, p.seqlen_k - c1, tid);
       }
@@ -166,8 +183,8 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
     } else {
       cp_async_wait<0>();
       __syncthreads();  // V(n) visible; every warp done with K(n)
-      if (it + 1 < count) {
-        const int c1 = (list[it + 1] >> 2) * kBlockN;
+      if (next >= 0) {
+        const int c1 = (next >> 2) * kBlockN;
         load_tile<T, kBlockN, D>(sK, k + c1 * p.k_row_stride, p.k_row_stride, p.seqlen_k - c1, tid);
       }
       cp_async_commit();
@@ -175,35 +192,50 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
     gemm_rs<T, MT, NT_O, 4, true>(acc_o, pa, aVs, LD, 0, 0, lane);
   };
 
-  for (int it = 0; it < count; ++it) {
-    if ((list[it] & 3) == static_cast<int>(TileKind::kPartial))
-      step(it, std::true_type{});
-    else
-      step(it, std::false_type{});
+  // The list ends with -1 (compact_tiles' sentinel): the loop carries the
+  // current entry and a pointer, not an index, the count and the list base,
+  // which ptxas spilled: a local load, the shared load of the entry and the
+  // step's branch then ran in series at every step (~3% of the samples).
+  int entry = count > 0 ? list[0] : -1;
+  int it = 0;
+  for (const int* e = list + 1; entry >= 0; ++e, ++it) {
+    const int next = *e;
+    run_step(entry & 3, step, entry, next, it);
+    entry = next;
   }
 
   cp_async_wait<0>();  // no copy may land after exit (count may be 0)
   // Epilogue: O / l (x 1/(1-p) under dropout), lse; rows that saw no key -> 0, -inf.
+  // O goes through this warp's own rows of sQ (no other warp reads them) so
+  // that each lane stores 16 contiguous bytes (fragment lanes hold 4).
   T* o = static_cast<T*>(p.out) + b * p.o_batch_stride + h * p.o_head_stride;
   float* lse = p.softmax_lse + (static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q;
   sm.finalize();
+  __syncwarp();  // every lane's last ldmatrix of its Q rows is done
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      const int i = r0 + wrow0 + mt * 16 + g + hr * 8;
+      const int row = wrow0 + mt * 16 + g + hr * 8, i = r0 + row;
       const float l = sm.row_sum[mt][hr];
       float inv = l > 0.f ? 1.f / l : 0.f;
       if (dropout) inv *= drop.rescale;
-      if (i < p.seqlen_q) {
-        T* orow = o + i * p.o_row_stride + 2 * t4;
 #pragma unroll
-        for (int dt = 0; dt < NT_O; ++dt)
-          *reinterpret_cast<uint32_t*>(orow + dt * 8) =
-              Mma<T>::pack(acc_o[mt][dt][hr * 2] * inv, acc_o[mt][dt][hr * 2 + 1] * inv);
-        if (t4 == 0) lse[i] = l > 0.f ? sm.row_max[mt][hr] * p.softmax_scale + logf(l) : -CUDART_INF_F;
-      }
+      for (int dt = 0; dt < NT_O; ++dt)
+        *reinterpret_cast<uint32_t*>(sQ + row * LD + dt * 8 + 2 * t4) =
+            Mma<T>::pack(acc_o[mt][dt][hr * 2] * inv, acc_o[mt][dt][hr * 2 + 1] * inv);
+      if (t4 == 0 && i < p.seqlen_q)
+        lse[i] = l > 0.f ? sm.row_max[mt][hr] * p.softmax_scale + logf(l) : -CUDART_INF_F;
     }
+  __syncwarp();
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int c = lane; c < MT * 16 * kChunks; c += 32) {
+    const int row = wrow0 + c / kChunks, i = r0 + row;
+    if (i < p.seqlen_q)
+      *reinterpret_cast<uint4*>(o + i * p.o_row_stride + (c % kChunks) * 8) =
+          *reinterpret_cast<const uint4*>(sQ + row * LD + (c % kChunks) * 8);
+  }
 }
 
 }  // namespace cuda

@@ -3,13 +3,15 @@
 //
 // Workspace layout (each part 256-byte aligned):
 //   forward:  [tile bounds]                      (only with a mask tensor)
-//   backward: [tile bounds][delta: B*H*Sq fp32][dQ accumulator: B*H*Sq*D fp32,
-//             only when !deterministic]
+//   backward: [tile bounds][delta: B*H*Sq fp32][dQ accumulator: B*H*Sq16*D
+//             fp32 (Sq16: Sq rounded up to 16, dq_accum.cuh), only when
+//             !deterministic]
 //   backward on the sm90 path: [tile bounds][delta][sm90 scratch:
 //             sm90::bwd_extra_workspace_bytes(p)] (padded lse/delta, the fp32
 //             dQ accumulator in both modes, deterministic-mode semaphores)
 #include <cstdint>
 
+#include "dq_accum.cuh"
 #include "flashmask_cuda.h"
 #include "launch.h"
 #ifdef FLASHMASK_WITH_SM90
@@ -37,7 +39,8 @@ size_t delta_bytes(const BwdParams& p) {
 }
 size_t dq_accum_bytes(const BwdParams& p) {
   if (p.deterministic) return 0;
-  return align256(static_cast<size_t>(p.batch) * p.num_heads * p.seqlen_q * p.head_dim * sizeof(float));
+  return align256(static_cast<size_t>(p.batch) * p.num_heads * dq_accum_rows(p.seqlen_q) * p.head_dim *
+                  sizeof(float));
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }

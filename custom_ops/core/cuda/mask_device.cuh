@@ -5,6 +5,8 @@
 // they cost no loads and no math).
 #pragma once
 
+#include <type_traits>
+
 #include "../flashmask_params.h"
 #include "../mask_bounds.h"
 #include "warp_gemm.cuh"
@@ -50,14 +52,46 @@ __device__ __forceinline__ MaskCols mask_cols(const FwdParams& p, int b, int hm)
   return m;
 }
 
+// A partial tile whose bands clear every row: only the causal diagonal and
+// the end of the keys mask it, so its element test is one comparison with a
+// per-row last key (last_key) instead of decoding every column. Kernels that
+// split it out (tile_kind<true>) list it as kind 3: the causal diagonal tiles
+// of plain causal attention and of document masks.
+constexpr int kTileCausalOnly = 3;
+
 // Kind of the (rows [r0, r1), keys [c0, c0 + width)) tile; a tile that runs
 // past seqlen_k is never "unmasked" (its padding columns must be masked).
+template <bool kSplitCausal = false>
 __device__ __forceinline__ int tile_kind(const TileBounds& t, int r0, int r1, int c0,
                                          const FwdParams& p, int width = kBlockN) {
   const int c1 = min(c0 + width, p.seqlen_k);
   TileKind k = classify_tile(t, r0, r1, c0, c1, p.causal, p.seqlen_k - p.seqlen_q);
   if (k == TileKind::kUnmasked && c0 + width > p.seqlen_k) k = TileKind::kPartial;
+  if (kSplitCausal && k == TileKind::kPartial && bands_clear(t, r0, r1)) return kTileCausalOnly;
   return static_cast<int>(k);
+}
+
+// The last key row i sees on a kTileCausalOnly tile (keys past it are masked).
+__device__ __forceinline__ int last_key(int i, const FwdParams& p) {
+  return p.causal ? min(p.seqlen_k - 1, i + p.seqlen_k - p.seqlen_q) : p.seqlen_k - 1;
+}
+
+// The step variant a visited tile runs: no element mask, the causal-only
+// test, or the full column test.
+enum class ElementMask { kNone, kCausal, kColumns };
+template <ElementMask M>
+using MaskTag = std::integral_constant<ElementMask, M>;
+
+// step(args..., MaskTag<..>{}) for a tile of kind `kind` (a compact_tiles
+// entry & 3).
+template <typename Step, typename... Args>
+__device__ __forceinline__ void run_step(int kind, Step& step, Args... args) {
+  if (kind == static_cast<int>(TileKind::kPartial))
+    step(args..., MaskTag<ElementMask::kColumns>{});
+  else if (kind == kTileCausalOnly)
+    step(args..., MaskTag<ElementMask::kCausal>{});
+  else
+    step(args..., MaskTag<ElementMask::kNone>{});
 }
 
 // Bounds of key tiles [n0, n0 + count) of 64 keys merged (count tiles exist
@@ -72,9 +106,11 @@ __device__ __forceinline__ TileBounds merged_bounds(const TileBounds* tb, int n0
 }
 
 // list[0 .. return) = (index << 2 | kind) of every index in [lo, hi) whose
-// kind(index) is not fully masked, ascending. All kThreads threads call it;
-// `scratch` holds NTHREADS / 32 ints of shared memory. Ends with a barrier.
-template <int NTHREADS = kThreads, typename KindFn>
+// kind(index) is not fully masked, ascending; with kSentinel, and lo < hi,
+// list[return] = -1 too (list must then hold hi - lo + 1 ints). All NTHREADS
+// threads call it; `scratch` holds NTHREADS / 32 ints of shared memory
+// (apart from the list). Ends with a barrier.
+template <int NTHREADS = kThreads, bool kSentinel = false, typename KindFn>
 __device__ int compact_tiles(int lo, int hi, KindFn kind_of, int* list, int* scratch) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   int total = 0;
@@ -92,6 +128,7 @@ __device__ int compact_tiles(int lo, int hi, KindFn kind_of, int* list, int* scr
     }
     if (kind != 0) list[total + before + __popc(ballot & ((1u << lane) - 1u))] = (idx << 2) | kind;
     total += chunk;
+    if (kSentinel && tid == 0 && base + NTHREADS >= hi) list[total] = -1;
     __syncthreads();
   }
   return total;

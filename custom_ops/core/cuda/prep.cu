@@ -3,6 +3,7 @@
 // delta = rowsum(dO * O), and the fp32 dQ workspace -> dq conversion.
 #include <algorithm>
 
+#include "dq_accum.cuh"
 #include "launch.h"
 #include "mask_device.cuh"
 
@@ -72,25 +73,47 @@ __global__ void delta_kernel(const BwdParams p, float* delta, int64_t rows) {
   if (valid && sub == 0) delta[r] = sum;
 }
 
-// dq = softmax_scale * accumulator ([b][h][row][d] fp32): grid (row-quads of
-// one (b, h), H, B), one float4 load and one 8-byte store of 4 elements per
-// thread, 32-bit index math only.
+// dq = softmax_scale * accumulator (fragment order, dq_accum.cuh). A CTA
+// (256 threads) converts kConvertRows rows of one (b, h) slab: coalesced
+// float4 reads of whole fragments into a row-major shared tile, then 16-byte
+// stores of 8 dq elements per thread (a fragment's lane holds only column
+// pairs: 4-byte stores half-filled each 32-byte sector). grid (row blocks,
+// H, B); 32-bit index math within a slab.
+constexpr int kConvertRows = 32;
+
 template <typename T>
-__global__ void dq_convert_kernel(const BwdParams p, const float* acc) {
-  const int quads_per_row = p.head_dim / 4;
-  const int q = blockIdx.x * blockDim.x + threadIdx.x;
-  if (q >= int64_t(p.seqlen_q) * quads_per_row) return;
+__global__ void __launch_bounds__(256) dq_convert_kernel(const BwdParams p, const float* acc) {
+  extern __shared__ float tile[];  // [kConvertRows][D + 4]
+  const int D = p.head_dim, ld = D + 4;
+  const int rows = dq_accum_rows(p.seqlen_q);
+  const int row0 = blockIdx.x * kConvertRows;
+  const int block_rows = min(kConvertRows, rows - row0);  // a multiple of 16
   const int h = blockIdx.y;
-  const int i = q / quads_per_row, c = (q % quads_per_row) * 4;
   for (int64_t b = blockIdx.z; b < p.batch; b += gridDim.z) {
-    const int64_t r = (b * p.num_heads + h) * p.seqlen_q + i;
-    const float4 a = *reinterpret_cast<const float4*>(acc + r * p.head_dim + c);
-    T* dq = static_cast<T*>(p.dq) + b * p.dq_batch_stride + int64_t(i) * p.dq_row_stride +
-            int64_t(h) * p.dq_head_stride + c;
-    uint2 packed;
-    packed.x = Mma<T>::pack(a.x * p.softmax_scale, a.y * p.softmax_scale);
-    packed.y = Mma<T>::pack(a.z * p.softmax_scale, a.w * p.softmax_scale);
-    *reinterpret_cast<uint2*>(dq) = packed;
+    const float* src = acc + ((b * p.num_heads + h) * rows + row0) * D;
+    for (int q = threadIdx.x; q < block_rows * D / 4; q += blockDim.x) {
+      const float4 a = *reinterpret_cast<const float4*>(src + q * 4);
+      const int lane = q & 31, fragment = q >> 5, per_row16 = D / 8;
+      const int r = (fragment / per_row16) * 16 + (lane >> 2);
+      const int c = (fragment % per_row16) * 8 + 2 * (lane & 3);
+      *reinterpret_cast<float2*>(tile + r * ld + c) = make_float2(a.x, a.y);
+      *reinterpret_cast<float2*>(tile + (r + 8) * ld + c) = make_float2(a.z, a.w);
+    }
+    __syncthreads();
+    T* dq = static_cast<T*>(p.dq) + b * p.dq_batch_stride + int64_t(h) * p.dq_head_stride;
+    for (int q = threadIdx.x; q < block_rows * D / 8; q += blockDim.x) {
+      const int r = q / (D / 8), c = (q % (D / 8)) * 8;
+      if (row0 + r < p.seqlen_q) {
+        const float* t = tile + r * ld + c;
+        uint4 packed;
+        packed.x = Mma<T>::pack(t[0] * p.softmax_scale, t[1] * p.softmax_scale);
+        packed.y = Mma<T>::pack(t[2] * p.softmax_scale, t[3] * p.softmax_scale);
+        packed.z = Mma<T>::pack(t[4] * p.softmax_scale, t[5] * p.softmax_scale);
+        packed.w = Mma<T>::pack(t[6] * p.softmax_scale, t[7] * p.softmax_scale);
+        *reinterpret_cast<uint4*>(dq + int64_t(row0 + r) * p.dq_row_stride + c) = packed;
+      }
+    }
+    __syncthreads();  // the tile is rewritten for the next batch
   }
 }
 
@@ -116,12 +139,13 @@ void launch_bwd_delta(const BwdParams& p, float* delta, cudaStream_t stream) {
 }
 
 void launch_dq_convert(const BwdParams& p, const float* dq_accum, cudaStream_t stream) {
-  const int64_t quads = static_cast<int64_t>(p.seqlen_q) * (p.head_dim / 4);
-  const dim3 grid(static_cast<unsigned>((quads + 255) / 256), p.num_heads, std::min(p.batch, 65535));
+  const dim3 grid(ceil_div(dq_accum_rows(p.seqlen_q), kConvertRows), p.num_heads,
+                  std::min(p.batch, 65535));
+  const size_t smem = kConvertRows * (p.head_dim + 4) * sizeof(float);  // <= 33 KB (D = 256)
   if (p.dtype == DType::kFloat16)
-    dq_convert_kernel<__half><<<grid, 256, 0, stream>>>(p, dq_accum);
+    dq_convert_kernel<__half><<<grid, 256, smem, stream>>>(p, dq_accum);
   else
-    dq_convert_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(p, dq_accum);
+    dq_convert_kernel<__nv_bfloat16><<<grid, 256, smem, stream>>>(p, dq_accum);
   check_cuda(cudaGetLastError(), "dq convert kernel");
 }
 
