@@ -43,8 +43,10 @@ FM_HD ColumnBounds decode_column(const int32_t* col, int ncols, bool causal, int
   return c;
 }
 
+// Bitwise, not short-circuit: straight-line predicate logic in the kernels'
+// element loops (the short-circuit form compiled to a branch per test).
 FM_HD bool column_masks_row(const ColumnBounds& c, int32_t row) {
-  return (row >= c.lts && row < c.lte) || (row >= c.uts && row < c.ute);
+  return ((row >= c.lts) & (row < c.lte)) | ((row >= c.uts) & (row < c.ute));
 }
 
 // Per key tile: min and max of each bound over the tile's columns. Kernels
@@ -100,7 +102,7 @@ FM_HD TileKind classify_tile(const TileBounds& t, int32_t r0, int32_t r1, int32_
 
 FM_HD bool element_masked(const ColumnBounds& c, int32_t row, int32_t col, bool causal,
                           int32_t causal_shift) {
-  return column_masks_row(c, row) || (causal && col > row + causal_shift);
+  return column_masks_row(c, row) | (causal & (col > row + causal_shift));
 }
 
 }  // namespace flashmask
