@@ -205,13 +205,16 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   }
 
   cp_async_wait<0>();  // no copy may land after exit (count may be 0)
+  // Other warps issued the Q copies into this warp's rows; with no step (count
+  // 0) no barrier followed them yet, and the epilogue rewrites those rows.
+  // (Unconditional: the conditional form changed the loop's register allocation.)
+  __syncthreads();
   // Epilogue: O / l (x 1/(1-p) under dropout), lse; rows that saw no key -> 0, -inf.
   // O goes through this warp's own rows of sQ (no other warp reads them) so
   // that each lane stores 16 contiguous bytes (fragment lanes hold 4).
   T* o = static_cast<T*>(p.out) + b * p.o_batch_stride + h * p.o_head_stride;
   float* lse = p.softmax_lse + (static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q;
   sm.finalize();
-  __syncwarp();  // every lane's last ldmatrix of its Q rows is done
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
