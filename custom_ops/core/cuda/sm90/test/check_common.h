@@ -99,6 +99,16 @@ static std::vector<int32_t> make_mask(const Case& c, std::mt19937& rng) {
   return m;
 }
 
+// Column 0 of the mask columns serving (batch bb, query head hh) of a checker
+// case, nullptr without a mask: mask head 0, hh, or hh's key head (the
+// kernels' mask_head_of). Case needs h, hk, sk, ncols, mask_heads.
+template <class Case>
+static const int32_t* mask_columns(const Case& c, const std::vector<int32_t>& mask, int bb, int hh) {
+  if (!c.ncols) return nullptr;
+  const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hh / (c.h / c.hk));
+  return &mask[(size_t(bb) * c.mask_heads + hm) * c.sk * c.ncols];
+}
+
 // Useful (unmasked) (row, key) pairs of a checker case over every (batch,
 // head): per key column, sq minus the union of its masked rows [lts, lte),
 // [uts, ute) and causal [0, j - shift), clipped to [0, sq). Case needs
@@ -109,9 +119,7 @@ static double unmasked_pairs(const Case& c, const std::vector<int32_t>& mask) {
   double pairs = 0;
   for (int bb = 0; bb < c.b; ++bb)
     for (int hh = 0; hh < c.h; ++hh) {
-      const int hk = hh / (c.h / c.hk);
-      const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hk);
-      const int32_t* mcol = c.ncols ? &mask[(size_t(bb) * c.mask_heads + hm) * c.sk * c.ncols] : nullptr;
+      const int32_t* mcol = mask_columns(c, mask, bb, hh);
       for (int j = 0; j < c.sk; ++j) {
         const flashmask::ColumnBounds cb =
             mcol ? flashmask::decode_column(mcol + size_t(j) * c.ncols, c.ncols, c.causal, c.sq)

@@ -143,8 +143,7 @@ static bool check_case(const Case& c, bool extra_ws, std::mt19937& rng) {
   for (int bb = 0; bb < c.b; ++bb)
     for (int hh = 0; hh < c.h; ++hh) {
       const int hk = hh / (c.h / c.hk);
-      const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hk);
-      const int32_t* mcol = c.ncols ? &mask[(size_t(bb) * c.mask_heads + hm) * c.sk * c.ncols] : nullptr;
+      const int32_t* mcol = mask_columns(c, mask, bb, hh);
       for (int i = 0; i < c.sq; ++i) {
         const uint16_t* qr = &q[((size_t(bb) * c.sq + i) * c.h + hh) * c.d];
         for (int t = 0; t < c.d; ++t) qf[t] = to_f(qr[t], c.dtype);

@@ -148,11 +148,9 @@ struct MaskView {
   bool masked(int bb, int hh, int i, int j) const {
     const int shift = c.sk - c.sq;
     if (c.causal && j > i + shift) return true;
-    if (!c.ncols) return false;
-    const int hk = hh / (c.h / c.hk);
-    const int hm = c.mask_heads == 1 ? 0 : (c.mask_heads == c.h ? hh : hk);
-    const int32_t* col = &mask[((size_t(bb) * c.mask_heads + hm) * c.sk + j) * c.ncols];
-    return column_masks_row(decode_column(col, c.ncols, c.causal, c.sq), i);
+    const int32_t* mcol = mask_columns(c, mask, bb, hh);
+    if (!mcol) return false;
+    return column_masks_row(decode_column(mcol + size_t(j) * c.ncols, c.ncols, c.causal, c.sq), i);
   }
 };
 
