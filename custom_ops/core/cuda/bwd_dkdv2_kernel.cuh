@@ -309,14 +309,7 @@ __global__ void __launch_bounds__(256, 1) dkdv2_kernel(const BwdParams p,
       // No end-of-step barrier: the next step's top barrier orders these
       // reads (Q / dO buffer buf, sP, sdS) before any rewrite of them.
     };
-    // The list ends with -1: the loop carries the entry and a pointer (as the
-    // forward; an index, the count and the list base were spilled).
-    int entry = list[0], it = 0;
-    for (const int* e = list + 1; entry >= 0; ++e, ++it) {
-      const int next = *e;
-      run_step(entry & 3, step, entry, next, it);
-      entry = next;
-    }
+    visit_tiles(list, list[0], step);  // count > 0 here
     __syncthreads();  // the last step's reads are done before the next head's loads
   }
 

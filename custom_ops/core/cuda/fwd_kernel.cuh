@@ -192,17 +192,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
     gemm_rs<T, MT, NT_O, 4, true>(acc_o, pa, aVs, LD, 0, 0, lane);
   };
 
-  // The list ends with -1 (compact_tiles' sentinel): the loop carries the
-  // current entry and a pointer, not an index, the count and the list base,
-  // which ptxas spilled: a local load, the shared load of the entry and the
-  // step's branch then ran in series at every step (~3% of the samples).
-  int entry = count > 0 ? list[0] : -1;
-  int it = 0;
-  for (const int* e = list + 1; entry >= 0; ++e, ++it) {
-    const int next = *e;
-    run_step(entry & 3, step, entry, next, it);
-    entry = next;
-  }
+  visit_tiles(list, count > 0 ? list[0] : -1, step);
 
   cp_async_wait<0>();  // no copy may land after exit (count may be 0)
   // Other warps issued the Q copies into this warp's rows; with no step (count
