@@ -56,6 +56,11 @@ step "walk_host_test (sm90 backward column walk)"
 $NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -I"$ROOT/custom_ops" -I"$FLASHMASK_CUTLASS_INCLUDE" \
   "$ROOT/custom_ops/core/cuda/sm90/bwd/test/walk_host_test.cu" -o "$WORK/walk_host_test"
 "$WORK/walk_host_test"
+# and of the sm90 forward's block kinds and element masks against mask_bounds.h
+step "mask_host_test (sm90 forward block kinds, column intervals, causal-only rule)"
+$NVCC -std=c++17 -I"$ROOT/custom_ops" -I"$FLASHMASK_CUTLASS_INCLUDE" \
+  "$ROOT/custom_ops/core/cuda/sm90/test/mask_host_test.cu" -o "$WORK/mask_host_test"
+"$WORK/mask_host_test"
 
 # 2. the C ABI with CUDA
 step "g++ flashmask_api.cc"

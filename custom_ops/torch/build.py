@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,10 +93,18 @@ def _compile_group(build_dir, name, srcs, extra, cmd_of, jobs):
     def run(src):
         print("[flashmask]", name, os.path.relpath(src, ROOT), flush=True)
         obj = obj_path(build_dir, src)
+        if os.path.exists(obj + ".stamp"):
+            os.remove(obj + ".stamp")
+        started = time.time()
         subprocess.check_call(cmd_of(src, obj) + ["-MD", "-MF", obj + ".d"])
-        deps = _read_depfile(obj + ".d")
+        deps = [os.path.join(ROOT, d) for d in _read_depfile(obj + ".d")]
+        # a file edited while the compiler ran: the object may hold either
+        # version, so it gets no stamp and the next build redoes it
+        if any(os.path.getmtime(d) >= started - 1 for d in deps):
+            print(f"[flashmask] {os.path.relpath(src, ROOT)}: a source changed during the compile, not stamped")
+            return
         with open(obj + ".stamp", "w") as f:
-            f.write(stamp_of([os.path.join(ROOT, d) for d in deps], extra) + "\n" + "\n".join(deps) + "\n")
+            f.write(stamp_of(deps, extra) + "\n" + "\n".join(os.path.relpath(d, ROOT) for d in deps) + "\n")
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(run, todo))

@@ -217,6 +217,21 @@ def test_input_checks():
             flashmask_attention(q[..., :48], q[..., :48], q[..., :48])
 
 
+@pytest.mark.parametrize("causal,ncols,kind", [(True, 1, "doc"), (True, 2, "random"), (False, 4, "random"),
+                                                (True, 0, "random"), (False, 0, "random")])
+@pytest.mark.parametrize("d", [64, 128, 256])
+def test_many_work_tiles_per_cta(causal, ncols, kind, d):
+    """More (batch, head, query tile) work tiles than SMs: the persistent
+    kernels' tile-to-tile hand-offs (reused Q buffers, a tile's first block
+    under the previous tile's last P V, tiles with no visible key)."""
+    if DEVICE != "cuda":
+        pytest.skip("too slow on the CPU kernels")
+    gen = torch.Generator().manual_seed(11 + ncols)
+    b, s, h, hk = 2, 1100, 16, 4  # 9 query tiles x 32 heads = 288 work tiles
+    idx = random_startend(gen, b, hk if ncols == 2 else 1, s, s, causal, ncols, kind=kind)
+    run_case(b, s, s, h, hk, d, torch.bfloat16, causal, idx, seed=ncols + d)
+
+
 @pytest.mark.parametrize("causal,ncols,kind", [(True, 1, "doc"), (False, 4, "random"), (True, 0, "random")])
 def test_long_sequence_many_tiles(causal, ncols, kind):
     """> 128 key and query tiles: multi-chunk tile compaction in every kernel."""

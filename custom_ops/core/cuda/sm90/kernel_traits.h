@@ -47,18 +47,31 @@ struct FwdTraits {
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 head dims: 64, 128, 256");
 
   // 2 consumer warpgroups of 64 query rows each share every K/V tile.
-  static constexpr int kNumMmaWarpGroups = 2;  // the ping-pong assumes 2
+  static constexpr int kNumMmaWarpGroups = 2;
   static constexpr int kBlockM = 64 * kNumMmaWarpGroups;
   static constexpr int kBlockN = kHeadDim <= 128 ? 128 : 64;
   static_assert(kBlockN % kPrepTileN == 0, "key tile must be whole prep tiles");
   static constexpr int kStages = kHeadDim <= 64 ? 3 : 2;  // K and V each
+  // Q of the next work tile loads while this one runs (its latency was paid
+  // at every tile start: short tiles - windows, documents - felt it most);
+  // d256 has no smem left for a second Q.
+  static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
+  // Diagonal blocks masked by causality alone get a one-compare mask step;
+  // d256 sends them as partial blocks (its consumers are at the register cap:
+  // the extra step made ptxas spill inside the key loop).
+  static constexpr bool kCausalOnlyBlocks = kHeadDim <= 128;
   static constexpr int kMetaStages = kStages + 3;
   static constexpr int kNumMmaThreads = 128 * kNumMmaWarpGroups;
   static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
-  // setmaxnreg split: 128 * kProducerRegs + 256 * kConsumerRegs <= 65536.
+  // setmaxnreg split. setmaxnreg only moves registers within what the CTA
+  // was launched with (__launch_bounds__(384, 1): 65536 / 384 rounded down to
+  // the granule of 8 = 168 per thread, 64512), not the 64K register file:
+  // asking for more leaves the consumers' setmaxnreg.inc waiting forever.
+  static constexpr int kLaunchRegs = (65536 / kNumThreads) / 8 * 8;
   static constexpr int kProducerRegs = 56;
   static constexpr int kConsumerRegs = 224;
-  static_assert(128 * kProducerRegs + kNumMmaThreads * kConsumerRegs <= 65536, "register file");
+  static_assert(128 * kProducerRegs + kNumMmaThreads * kConsumerRegs <= kNumThreads * kLaunchRegs,
+                "setmaxnreg split exceeds the CTA's registers");
 
   using TileShape = Shape<Int<kBlockM>, Int<kBlockN>, Int<kHeadDim>>;
   using AtomLayoutMNK = Layout<Shape<Int<kNumMmaWarpGroups>, _1, _1>>;
@@ -73,7 +86,8 @@ struct FwdTraits {
   // Head dims are multiples of 64 elements = 128 bytes: the 128-byte swizzle
   // atom (8 rows x 64 elements) tiles every operand.
   using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
-  using SmemLayoutQ = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockM>, Int<kHeadDim>>{}));
+  using SmemLayoutQ =
+      decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockM>, Int<kHeadDim>, Int<kQStages>>{}));
   using SmemLayoutK =
       decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));
   using SmemLayoutV = SmemLayoutK;
@@ -89,7 +103,7 @@ struct FwdTraits {
   using TmaQ = decltype(make_tma_copy(
       SM90_TMA_LOAD{},
       make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
-      SmemLayoutQ{}, select<0, 2>(TileShape{}), _1{}));
+      take<0, 2>(SmemLayoutQ{}), select<0, 2>(TileShape{}), _1{}));
   using TmaKV = decltype(make_tma_copy(
       SM90_TMA_LOAD{},
       make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
@@ -100,6 +114,7 @@ struct FwdTraits {
 
   using PipelineKV = cutlass::PipelineTmaAsync<kStages>;
   using PipelineMeta = cutlass::PipelineAsync<kMetaStages>;
+  using QState = cutlass::PipelineState<kQStages>;  // which Q buffer, and its barrier phase
   using Msg = MetaMsg<kBlockN>;
 
   struct SharedStorage {
@@ -110,8 +125,8 @@ struct FwdTraits {
     typename PipelineKV::SharedStorage pipe_k;
     typename PipelineKV::SharedStorage pipe_v;
     typename PipelineMeta::SharedStorage pipe_meta;
-    alignas(8) uint64_t bar_q_full;   // TMA of Q landed (arrival 1 + tx bytes)
-    alignas(8) uint64_t bar_q_empty;  // every consumer thread done with Q (arrival 256)
+    alignas(8) uint64_t bar_q_full[kQStages];   // TMA of Q landed (arrival 1 + tx bytes)
+    alignas(8) uint64_t bar_q_empty[kQStages];  // every consumer thread done with Q (arrival 256)
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
@@ -146,11 +161,6 @@ struct KernelParams {
   int32_t heads_per_section;  // (b, h) pairs per L2 section, see tile_scheduler.cuh
   const int32_t* order;  // nullptr: static (b, h, m) order, heaviest m first
   int32_t* counter;      // nullptr: static striding by gridDim.x
-
-  // Ping-pong of the 2 consumer warpgroups (named barriers 0/1): one issues
-  // its wgmma's while the other runs its softmax. Runtime switch for now
-  // (FLASHMASK_SM90_PINGPONG=1) until a device run has validated it.
-  bool pingpong;
 };
 
 }  // namespace sm90

@@ -5,7 +5,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -59,7 +58,7 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
                         make_stride(p.k_row_stride, _1{}, p.k_head_stride, p.k_batch_stride));
   auto tv = make_tensor(make_gmem_ptr(v), kp.shape_k,
                         make_stride(p.v_row_stride, _1{}, p.v_head_stride, p.v_batch_stride));
-  kp.tma_q = make_tma_copy(SM90_TMA_LOAD{}, tq, typename Traits::SmemLayoutQ{},
+  kp.tma_q = make_tma_copy(SM90_TMA_LOAD{}, tq, take<0, 2>(typename Traits::SmemLayoutQ{}),
                            select<0, 2>(typename Traits::TileShape{}), _1{});
   kp.tma_k = make_tma_copy(SM90_TMA_LOAD{}, tk, take<0, 2>(typename Traits::SmemLayoutK{}),
                            select<1, 2>(typename Traits::TileShape{}), _1{});
@@ -79,10 +78,6 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
   kp.total_tiles = static_cast<int>(total);
   if (total == 0) return;
   kp.heads_per_section = heads_per_section(p);
-  {
-    const char* pp = std::getenv("FLASHMASK_SM90_PINGPONG");
-    kp.pingpong = pp != nullptr && pp[0] == '1';
-  }
 
   // scheduler workspace, from the tail of p.workspace when the door gave it
   kp.order = nullptr;

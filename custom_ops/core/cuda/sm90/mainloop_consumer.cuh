@@ -2,19 +2,17 @@
 // query rows of the work tile; both read every K/V stage.
 //
 // Per work tile (messages from the producer drive the loop):
-//   first key block:  S = Q K^T (wgmma, smem x smem), mask if partial,
+//   first key block:  S = Q K^T (wgmma, smem x smem), mask,
 //                     softmax, P = bf16/fp16(S) kept in registers
 //   each next block n (intra-warpgroup overlap, as FlashAttention-3):
 //     issue S' = Q K(n)^T           (async)
 //     issue O += P V(prev)          (async, P from registers)
-//     wait for S' only; release K(n); mask S' if partial; softmax(S')
+//     wait for S' only; release K(n); mask S' (partial and causal-only
+//     blocks); softmax(S')
 //       -> the exp2's run while the tensor cores do P V(prev)
 //     wait for P V; release V(prev); O *= alpha; P = convert(S')
 //   last: O += P V(last); epilogue (O / l, lse).
 // Fully masked blocks never arrive here; unmasked blocks do no mask work.
-// Optional ping-pong (p.pingpong): the two warpgroups take turns issuing
-// their wgmma's (FA3's warp-scheduler barriers), so one's softmax overlaps
-// the other's GEMMs on top of the intra-warpgroup overlap.
 #pragma once
 
 #include "epilogue.cuh"
@@ -51,7 +49,7 @@ struct ConsumerMainloop {
     const int wg_first = (tidx / 128) * 128;
     auto wg_qk = mma_qk.get_thread_slice(wg_first);
     auto wg_pv = mma_pv.get_thread_slice(wg_first);
-    Tensor tSrQ = wg_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K)
+    Tensor tSrQ = wg_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K, Q stages)
     Tensor tSrK = wg_qk.partition_fragment_B(sK);   // (MMA, MMA_N, MMA_K, stages)
     Tensor tOrV = wg_pv.partition_fragment_B(sVt);  // (MMA, MMA_N, MMA_K, stages)
 
@@ -78,35 +76,7 @@ struct ConsumerMainloop {
 
     typename Traits::PipelineKV::PipelineState k_read, v_read;
     typename Traits::PipelineMeta::PipelineState meta_read;
-    int q_phase = 0;
-    auto& bar_q_full = *reinterpret_cast<cutlass::arch::ClusterTransactionBarrier*>(&ss.bar_q_full);
-    auto& bar_q_empty = *reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty);
-    constexpr int kPartial = static_cast<int>(TileKind::kPartial);
-
-    // ping-pong: warpgroup wg issues its wgmma's only when it holds the turn
-    // (named barrier wg: its 128 threads sync, the other warpgroup's 128
-    // arrive), then passes the turn; warpgroup 0 starts.
-    static_assert(Traits::kNumMmaWarpGroups == 2, "ping-pong between 2 warpgroups");
-    const int wg = tidx / 128;
-    const bool pingpong = p.pingpong;
-    // (constant barrier ids in each branch: no registers held for them)
-    auto turn_wait = [&]() {
-      if (pingpong) {
-        if (wg == 0)
-          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, 0);
-        else
-          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, 1);
-      }
-    };
-    auto turn_pass = [&]() {
-      if (pingpong) {
-        if (wg == 0)
-          cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, 1);
-        else
-          cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, 0);
-      }
-    };
-    if (pingpong && wg == 1) cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, 0);
+    int tiles_done = 0;  // -> this tile's Q buffer and the phase of its full barrier
 
     auto next_msg = [&]() {
       pipe_meta.consumer_wait(meta_read);
@@ -126,22 +96,33 @@ struct ConsumerMainloop {
 
       clear(tOrO);
       sm.reset();
-      bar_q_full.wait(q_phase);
-      q_phase ^= 1;
+      const int qi = tiles_done % Traits::kQStages;
+      reinterpret_cast<cutlass::arch::ClusterTransactionBarrier*>(&ss.bar_q_full[qi])
+          ->wait((tiles_done / Traits::kQStages) & 1);
+      auto q_done = [&]() {  // no more Q reads in this tile: the producer may reload the buffer
+        reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty[qi])->arrive();
+        ++tiles_done;
+      };
+      Tensor tSrQi = tSrQ(_, _, _, qi);
+      // the mask of a partial (column intervals) or causal-only block
+      auto mask_block = [&](const int4& key_msg) {
+        if (key_msg.z == kBlockPartial)
+          apply_mask(s_rc, cs_rc, ss.meta[meta_read.index()].cols, row0);
+        else if (Traits::kCausalOnlyBlocks && key_msg.z == kBlockCausalOnly)
+          apply_causal_mask(s_rc, cs_rc, row0 + p.seqlen_k - p.seqlen_q - key_msg.y * BN);
+      };
 
       int4 msg = next_msg();
       const bool any = msg.x == kMsgKey;
       if (any) {
         // first key block: S = Q K^T, no P V yet
         pipe_k.consumer_wait(k_read);
-        turn_wait();
-        wg_gemm(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
-        turn_pass();
+        wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
         warpgroup_wait<0>();
         warpgroup_fence_operand(tSrS);
         pipe_k.consumer_release(k_read);
         ++k_read;
-        if (msg.z == kPartial) apply_mask(s_rc, cs_rc, ss.meta[meta_read.index()].cols, row0);
+        mask_block(msg);
         release_msg();
         sm.update(s_rc, p.scale_log2, alpha);
         convert_into(tSrS, rP);
@@ -151,15 +132,13 @@ struct ConsumerMainloop {
           if (msg.x != kMsgKey) break;
           pipe_k.consumer_wait(k_read);
           pipe_v.consumer_wait(v_read);
-          turn_wait();
-          wg_gemm(mma_qk, tSrQ, tSrK(_, _, _, k_read.index()), tSrS, true);
+          wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
           wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
-          turn_pass();
           warpgroup_wait<1>();  // S' done (P V may still run)
           warpgroup_fence_operand(tSrS);
           pipe_k.consumer_release(k_read);
           ++k_read;
-          if (msg.z == kPartial) apply_mask(s_rc, cs_rc, ss.meta[meta_read.index()].cols, row0);
+          mask_block(msg);
           release_msg();
           sm.update(s_rc, p.scale_log2, alpha);
           warpgroup_wait<0>();  // P V done
@@ -170,18 +149,16 @@ struct ConsumerMainloop {
           convert_into(tSrS, rP);
         }
         release_msg();   // the kMsgEnd
-        bar_q_empty.arrive();  // no more Q reads in this tile
+        q_done();
         pipe_v.consumer_wait(v_read);
-        turn_wait();
         wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
-        turn_pass();
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         pipe_v.consumer_release(v_read);
         ++v_read;
       } else {  // every key block is masked: O = 0, lse = -inf
         release_msg();
-        bar_q_empty.arrive();
+        q_done();
       }
       write_tile<Traits>(p, o_rc, co_rc, sm, b, h, m);
     }

@@ -49,8 +49,7 @@ struct ProducerMainloop {
     auto k_state = cutlass::make_producer_start_state<typename Traits::PipelineKV>();
     auto v_state = cutlass::make_producer_start_state<typename Traits::PipelineKV>();
     auto meta_state = cutlass::make_producer_start_state<typename Traits::PipelineMeta>();
-    int q_empty_phase = 0;
-    bool first_tile = true;
+    typename Traits::QState q_state(0, 1, 0);
 
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);  // (Sq, D, H, B)
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);  // (Sk, D, Hk, B)
@@ -69,19 +68,16 @@ struct ProducerMainloop {
         if (leader) m.head = make_int4(kMsgTile, w.b, w.h, w.m);
       });
 
-      // Q: wait for the consumers to be done with the previous one
-      if (!first_tile) {
-        reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty)->wait(q_empty_phase);
-        q_empty_phase ^= 1;
-      }
-      first_tile = false;
+      const int qi = q_state.index();
+      reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty[qi])->wait(q_state.phase());
+      ++q_state;
       if (leader) {
-        auto& bar = *reinterpret_cast<cutlass::arch::ClusterTransactionBarrier*>(&ss.bar_q_full);
+        auto& bar = *reinterpret_cast<cutlass::arch::ClusterTransactionBarrier*>(&ss.bar_q_full[qi]);
         bar.arrive_and_expect_tx(Traits::kTmaBytesQ);
         Tensor gQ = local_tile(mQ(_, _, w.h, w.b), Shape<Int<BM>, Int<D>>{}, make_coord(w.m, _0{}));
         auto [tQgQ, tQsQ] = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
                                           group_modes<0, 2>(gQ));
-        copy(p.tma_q.with(reinterpret_cast<uint64_t&>(ss.bar_q_full), 0), tQgQ, tQsQ);
+        copy(p.tma_q.with(ss.bar_q_full[qi], 0), tQgQ, tQsQ(_, qi));
       }
 
       const int hk = w.h / (p.num_heads / p.num_heads_k);
@@ -111,10 +107,11 @@ struct ProducerMainloop {
           const int l = __ffs(todo) - 1;  // lowest lane = highest block
           todo &= todo - 1;
           const int n = base - l;
-          const int kind = __shfl_sync(0xffffffffu, kind_lane, l);
+          int kind = __shfl_sync(0xffffffffu, kind_lane, l);
+          if (!Traits::kCausalOnlyBlocks && kind == kBlockCausalOnly) kind = kBlockPartial;
           send(meta_state, [&](typename Traits::Msg& m) {
             if (leader) m.head = make_int4(kMsgKey, n, kind, 0);
-            if (kind == static_cast<int>(TileKind::kPartial)) {
+            if (kind == kBlockPartial) {
               // several column loads of a lane in flight before the first
               // store: a partial block costs ~2 global latencies, not BN / 32
               // (in pairs: 2 x 4 raw ints fit the producer's 56 registers)

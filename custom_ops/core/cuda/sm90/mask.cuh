@@ -1,12 +1,15 @@
 // The mask on the sm90 path, in three places that must agree:
-//   * block_kind(): fully masked / partial / unmasked for a (BM query rows,
-//     BN keys) block, from the prep.cu TileBounds (BN / 64 of them merged).
+//   * block_kind(): fully masked / partial / causal-only / unmasked for a
+//     (BM query rows, BN keys) block, from the prep.cu TileBounds (BN / 64 of
+//     them merged).
 //     The producer (what to load), the work counter of the scheduler and,
 //     through the meta messages, the consumers all use this one function.
 //   * encode_column(): the producer folds a key column's FlashMask bands,
 //     causal masking and the seqlen_k tail into two row intervals.
 //   * apply_mask(): consumers test each score of a partial block against the
-//     two intervals of its column (read from the meta message in smem).
+//     two intervals of its column (read from the meta message in smem);
+//     apply_causal_mask(): a causal-only block (the diagonal: no band reaches
+//     its rows) needs one compare per score and no column data at all.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -34,6 +37,13 @@ FM90_HD int mask_head_of(int h, int mask_heads, int num_heads, int num_heads_k) 
   return h / (num_heads / num_heads_k);
 }
 
+// block_kind() values: TileKind's three, plus the partial blocks masked by
+// causality alone (no FlashMask band reaches their rows, no padding keys).
+constexpr int kBlockFullyMasked = static_cast<int>(TileKind::kFullyMasked);
+constexpr int kBlockPartial = static_cast<int>(TileKind::kPartial);
+constexpr int kBlockUnmasked = static_cast<int>(TileKind::kUnmasked);
+constexpr int kBlockCausalOnly = 3;
+
 // Key blocks [0, n_end) can hold unmasked keys for rows < r1.
 template <int BN>
 FM90_HD int n_block_end(const MaskGeom& g, int r1) {
@@ -59,9 +69,12 @@ FM90_HD int block_kind(const MaskGeom& g, const TileBounds* tb, int r0, int r1,
   } else {
     t = TileBounds{g.seqlen_q, g.seqlen_q, g.seqlen_q, g.seqlen_q, 0, 0, 0, 0};
   }
-  TileKind k = classify_tile(t, r0, r1, c0, c1, g.causal, g.shift);
-  // a block running past seqlen_k is never unmasked: its padding keys must go
-  if (k == TileKind::kUnmasked && c0 + BN > g.seqlen_k) k = TileKind::kPartial;
+  const TileKind k = classify_tile(t, r0, r1, c0, c1, g.causal, g.shift);
+  // a block running past seqlen_k is neither unmasked nor causal-only: its
+  // padding keys must go
+  const bool whole = c0 + BN <= g.seqlen_k;
+  if (k == TileKind::kUnmasked) return whole ? kBlockUnmasked : kBlockPartial;
+  if (k == TileKind::kPartial && g.causal && whole && bands_clear(t, r0, r1)) return kBlockCausalOnly;
   return static_cast<int>(k);
 }
 
@@ -111,6 +124,20 @@ __device__ __forceinline__ void apply_mask(TS& s, const TC& c, const int4* cols,
       const bool masked = (i >= cb.x && i < cb.y) || (i >= cb.z && i < cb.w);
       if (masked) s(mi, ni) = -CUDART_INF_F;
     }
+  }
+}
+
+// Scores of a causal-only block -> -inf where the key is past the row's last
+// visible one: key c0 + c is masked for row row0 + r iff c > r + row0 + shift - c0.
+template <class TS, class TC>
+__device__ __forceinline__ void apply_causal_mask(TS& s, const TC& c, int row0_shift_minus_c0) {
+  using namespace cute;
+#pragma unroll
+  for (int mi = 0; mi < size<0>(s); ++mi) {
+    const int last = row0_shift_minus_c0 + get<0>(c(mi, 0));
+#pragma unroll
+    for (int ni = 0; ni < size<1>(s); ++ni)
+      if (get<1>(c(mi, ni)) > last) s(mi, ni) = -CUDART_INF_F;
   }
 }
 

@@ -114,24 +114,14 @@ static bool check_case(const Case& c, bool extra_ws, std::mt19937& rng) {
   for (auto& x : v) x = from_f(N(rng), c.dtype);
   std::vector<int32_t> mask = c.ncols ? make_mask(c, rng) : std::vector<int32_t>{};
   DeviceRun r = setup(c, q, k, v, mask, extra_ws);
-  std::vector<uint16_t> outs[2];
-  std::vector<float> lses[2];
-  for (int pp = 0; pp < 2; ++pp) {  // FLASHMASK_SM90_PINGPONG off, on
-    setenv("FLASHMASK_SM90_PINGPONG", pp ? "1" : "0", 1);
-    CK(cudaMemset(r.dout, 0xff, nq * 2));
-    launch(r);
-    CK(cudaGetLastError());
-    sync_or_die(name_of(c) + (pp ? " pp=1" : " pp=0"), 10.0);
-    outs[pp].resize(nq);
-    lses[pp].resize(size_t(c.b) * c.h * c.sq);
-    CK(cudaMemcpy(outs[pp].data(), r.dout, nq * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(lses[pp].data(), r.dlse, lses[pp].size() * 4, cudaMemcpyDeviceToHost));
-  }
-  unsetenv("FLASHMASK_SM90_PINGPONG");
-  bool all_ok = true;
-  for (int pp = 0; pp < 2; ++pp) {
-  const std::vector<uint16_t>& out = outs[pp];
-  const std::vector<float>& lse = lses[pp];
+  CK(cudaMemset(r.dout, 0xff, nq * 2));
+  launch(r);
+  CK(cudaGetLastError());
+  sync_or_die(name_of(c), 10.0);
+  std::vector<uint16_t> out(nq);
+  std::vector<float> lse(size_t(c.b) * c.h * c.sq);
+  CK(cudaMemcpy(out.data(), r.dout, nq * 2, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(lse.data(), r.dlse, lse.size() * 4, cudaMemcpyDeviceToHost));
 
   // dense reference
   const int shift = c.sk - c.sq;
@@ -185,13 +175,11 @@ static bool check_case(const Case& c, bool extra_ws, std::mt19937& rng) {
     }
   const double tol = c.dtype == DType::kBFloat16 ? 2e-2 : 5e-3;
   const bool ok = max_err <= tol && max_lse_err <= 2e-3 && bad_masked == 0 && nan_count == 0;
-  std::printf("%s %-70s ws=%d pp=%d max|dO|=%.3e max|dlse|=%.3e bad_masked=%ld nan=%ld\n", ok ? "PASS" : "FAIL",
-              name_of(c).c_str(), int(extra_ws), pp, max_err, max_lse_err, bad_masked, nan_count);
+  std::printf("%s %-70s ws=%d max|dO|=%.3e max|dlse|=%.3e bad_masked=%ld nan=%ld\n", ok ? "PASS" : "FAIL",
+              name_of(c).c_str(), int(extra_ws), max_err, max_lse_err, bad_masked, nan_count);
   std::fflush(stdout);
-  all_ok = all_ok && ok;
-  }
   release(r);
-  return all_ok;
+  return ok;
 }
 
 static void bench(const Case& c, std::mt19937& rng) {
@@ -207,10 +195,8 @@ static void bench(const Case& c, std::mt19937& rng) {
   for (size_t i = 0; i < nk; ++i) v[i] = pool[(i * 29 + 11) & (pool.size() - 1)];
   std::vector<int32_t> mask = c.ncols ? make_mask(c, rng) : std::vector<int32_t>{};
   DeviceRun r = setup(c, q, k, v, mask, true);
-  for (int pp = 0; pp < 2; ++pp) {
-  setenv("FLASHMASK_SM90_PINGPONG", pp ? "1" : "0", 1);
   for (int w = 0; w < 3; ++w) launch(r);
-  sync_or_die("bench warm-up " + name_of(c) + (pp ? " pp=1" : " pp=0"), 30.0);
+  sync_or_die("bench warm-up " + name_of(c), 30.0);
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   const int iters = 20;
@@ -224,11 +210,9 @@ static void bench(const Case& c, std::mt19937& rng) {
   // useful FLOPs: unmasked (i, j) pairs x 4 d (host count over the mask)
   const double pairs = unmasked_pairs(c, mask);
   const double tflops = pairs * 4.0 * c.d / (ms * 1e-3) / 1e12;
-  std::printf("BENCH %-70s pp=%d %8.3f ms  %6.1f TFLOP/s (useful)  density %.3f\n", name_of(c).c_str(), pp,
-              ms, tflops, pairs / (double(c.b) * c.h * c.sq * c.sk));
+  std::printf("BENCH %-70s %8.3f ms  %6.1f TFLOP/s (useful)  density %.3f\n", name_of(c).c_str(), ms,
+              tflops, pairs / (double(c.b) * c.h * c.sq * c.sk));
   std::fflush(stdout);
-  }
-  unsetenv("FLASHMASK_SM90_PINGPONG");
   release(r);
 }
 

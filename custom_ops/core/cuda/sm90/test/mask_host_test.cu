@@ -4,7 +4,8 @@
 //     fully masked => every element masked; unmasked => none masked;
 //     n_block_end: no unmasked element at or past it;
 //   * encode_column + the consumer's 2-interval test == element_masked, for
-//     every (row, column) of the partial blocks, keys past seqlen_k included.
+//     every (row, column) of the partial blocks, keys past seqlen_k included;
+//   * causal-only blocks: the consumer's one-compare rule == element_masked.
 //   nvcc -std=c++17 -I<repo>/custom_ops -I<cutlass>/include mask_host_test.cu -o t && ./t
 #include <cstdio>
 #include <random>
@@ -14,6 +15,8 @@
 
 using namespace flashmask;
 using namespace flashmask::cuda::sm90;
+
+static long causal_only_blocks = 0;
 
 template <int BM, int BN>
 static long run_case(std::mt19937& rng, int sq, int sk, bool causal, int ncols, int pattern) {
@@ -60,8 +63,14 @@ static long run_case(std::mt19937& rng, int sq, int sk, bool causal, int ncols, 
           any_visible |= !mk;
         }
       if (kind == 0 && any_visible) ++errors;  // skipped a visible key
-      if (kind == 2 && any_masked) ++errors;   // "unmasked" block with a masked element
-      if (kind == 1) {
+      if (kind == kBlockUnmasked && any_masked) ++errors;  // "unmasked" with a masked element
+      if (kind == kBlockCausalOnly) {
+        ++causal_only_blocks;
+        for (int i = r0; i < r1; ++i)
+          for (int j = n * BN; j < n * BN + BN; ++j)  // apply_causal_mask's rule
+            if ((j - n * BN > (i - r0) + r0 + shift - n * BN) != masked_ref(i, j)) ++errors;
+      }
+      if (kind == kBlockPartial) {
         for (int c = 0; c < BN; ++c) {
           const int j = n * BN + c;
           int32_t raw[4];
@@ -98,6 +107,6 @@ int main() {
           cases += 2;
         }
       }
-  std::printf("%d cases, %ld errors\n", cases, errors);
-  return errors ? 1 : 0;
+  std::printf("%d cases, %ld causal-only blocks, %ld errors\n", cases, causal_only_blocks, errors);
+  return errors || causal_only_blocks == 0 ? 1 : 0;
 }
