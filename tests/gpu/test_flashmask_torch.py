@@ -222,8 +222,8 @@ def test_input_checks():
 @pytest.mark.parametrize("d", [64, 128, 256])
 def test_many_work_tiles_per_cta(causal, ncols, kind, d):
     """More (batch, head, query tile) work tiles than SMs: the persistent
-    kernels' tile-to-tile hand-offs (reused Q buffers, a tile's first block
-    under the previous tile's last P V, tiles with no visible key)."""
+    kernels' tile-to-tile hand-offs (Q buffers reused every other tile, the
+    pipelines' phases across tiles, tiles with no visible key)."""
     if DEVICE != "cuda":
         pytest.skip("too slow on the CPU kernels")
     gen = torch.Generator().manual_seed(11 + ncols)

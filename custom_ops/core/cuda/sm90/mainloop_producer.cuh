@@ -1,8 +1,10 @@
 // Producer warp (warp 0 of warpgroup 0, after setmaxnreg.dec): for each work
 // tile the scheduler hands out it
 //   1. announces the tile to the consumers (kMsgTile),
-//   2. waits until both consumer warpgroups are done with the previous Q,
-//      then TMA-loads Q (bar_q_full, expect-tx),
+//   2. waits until both consumer warpgroups are done with the tile that last
+//      used this tile's Q buffer (kQStages buffers: with 2, the wait is for
+//      the tile before the previous one, so the Q load overlaps the previous
+//      tile's end), then TMA-loads Q (bar_q_full, expect-tx),
 //   3. walks the key blocks from the last to the first, classifying 32 at a
 //      time (one per lane, ballot): fully masked blocks are skipped, i.e.
 //      never loaded; for each other block it sends a kMsgKey message (the
@@ -49,6 +51,7 @@ struct ProducerMainloop {
     auto k_state = cutlass::make_producer_start_state<typename Traits::PipelineKV>();
     auto v_state = cutlass::make_producer_start_state<typename Traits::PipelineKV>();
     auto meta_state = cutlass::make_producer_start_state<typename Traits::PipelineMeta>();
+    // phase 1: the empty barriers are fresh, so the first kQStages waits pass
     typename Traits::QState q_state(0, 1, 0);
 
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);  // (Sq, D, H, B)

@@ -62,7 +62,7 @@ static long run_case(std::mt19937& rng, int sq, int sk, bool causal, int ncols, 
           any_masked |= mk;
           any_visible |= !mk;
         }
-      if (kind == 0 && any_visible) ++errors;  // skipped a visible key
+      if (kind == kBlockFullyMasked && any_visible) ++errors;  // skipped a visible key
       if (kind == kBlockUnmasked && any_masked) ++errors;  // "unmasked" with a masked element
       if (kind == kBlockCausalOnly) {
         ++causal_only_blocks;
