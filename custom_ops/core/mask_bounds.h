@@ -100,6 +100,17 @@ FM_HD TileKind classify_tile(const TileBounds& t, int32_t r0, int32_t r1, int32_
   return TileKind::kPartial;
 }
 
+// A partial tile whose bands clear every row is masked only by the causal
+// diagonal (and, past seqlen_k, by padding keys): kernels that split such
+// tiles out give them this kind and a one-compare element test instead of
+// decoding every column.
+constexpr int32_t kTileCausalOnly = 3;
+
+// `k` from classify_tile, or kTileCausalOnly for such a tile.
+FM_HD int32_t split_causal_only(TileKind k, const TileBounds& t, int32_t r0, int32_t r1) {
+  return k == TileKind::kPartial && bands_clear(t, r0, r1) ? kTileCausalOnly : static_cast<int32_t>(k);
+}
+
 FM_HD bool element_masked(const ColumnBounds& c, int32_t row, int32_t col, bool causal,
                           int32_t causal_shift) {
   return column_masks_row(c, row) | (causal & (col > row + causal_shift));

@@ -52,13 +52,10 @@ __device__ __forceinline__ MaskCols mask_cols(const FwdParams& p, int b, int hm)
   return m;
 }
 
-// A partial tile whose bands clear every row: only the causal diagonal and
-// the end of the keys mask it, so its element test is one comparison with a
-// per-row last key (last_key) instead of decoding every column. Kernels that
-// split it out (tile_kind<true>) list it as kind 3: the causal diagonal tiles
-// of plain causal attention and of document masks.
-constexpr int kTileCausalOnly = 3;
-
+// Kernels that split causal-only tiles out (tile_kind<true>) list them as
+// kTileCausalOnly (mask_bounds.h) and test their elements against a per-row
+// last key (last_key): the causal diagonal tiles of plain causal attention
+// and of document masks.
 // Kind of the (rows [r0, r1), keys [c0, c0 + width)) tile; a tile that runs
 // past seqlen_k is never "unmasked" (its padding columns must be masked).
 template <bool kSplitCausal = false>
@@ -67,8 +64,7 @@ __device__ __forceinline__ int tile_kind(const TileBounds& t, int r0, int r1, in
   const int c1 = min(c0 + width, p.seqlen_k);
   TileKind k = classify_tile(t, r0, r1, c0, c1, p.causal, p.seqlen_k - p.seqlen_q);
   if (k == TileKind::kUnmasked && c0 + width > p.seqlen_k) k = TileKind::kPartial;
-  if (kSplitCausal && k == TileKind::kPartial && bands_clear(t, r0, r1)) return kTileCausalOnly;
-  return static_cast<int>(k);
+  return kSplitCausal ? split_causal_only(k, t, r0, r1) : static_cast<int>(k);
 }
 
 // The last key row i sees on a kTileCausalOnly tile (keys past it are masked).

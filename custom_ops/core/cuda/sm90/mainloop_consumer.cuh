@@ -76,7 +76,10 @@ struct ConsumerMainloop {
 
     typename Traits::PipelineKV::PipelineState k_read, v_read;
     typename Traits::PipelineMeta::PipelineState meta_read;
-    int tiles_done = 0;  // -> this tile's Q buffer and the phase of its full barrier
+    // -> this tile's Q buffer and the phase of its full barrier (one counter, not
+    // a QState like the producer's: with one the d128 consumers spilled 52
+    // bytes instead of 12)
+    int tiles_done = 0;
 
     auto next_msg = [&]() {
       pipe_meta.consumer_wait(meta_read);

@@ -37,12 +37,13 @@ FM90_HD int mask_head_of(int h, int mask_heads, int num_heads, int num_heads_k) 
   return h / (num_heads / num_heads_k);
 }
 
-// block_kind() values: TileKind's three, plus the partial blocks masked by
-// causality alone (no FlashMask band reaches their rows, no padding keys).
+// block_kind() values: TileKind's three, plus mask_bounds.h's causal-only
+// kind for the partial blocks masked by causality alone (here only blocks
+// with no padding keys: the consumers' causal test does not mask those).
 constexpr int kBlockFullyMasked = static_cast<int>(TileKind::kFullyMasked);
 constexpr int kBlockPartial = static_cast<int>(TileKind::kPartial);
 constexpr int kBlockUnmasked = static_cast<int>(TileKind::kUnmasked);
-constexpr int kBlockCausalOnly = 3;
+constexpr int kBlockCausalOnly = kTileCausalOnly;
 
 // Key blocks [0, n_end) can hold unmasked keys for rows < r1.
 template <int BN>
@@ -73,9 +74,8 @@ FM90_HD int block_kind(const MaskGeom& g, const TileBounds* tb, int r0, int r1,
   // a block running past seqlen_k is neither unmasked nor causal-only: its
   // padding keys must go
   const bool whole = c0 + BN <= g.seqlen_k;
-  if (k == TileKind::kUnmasked) return whole ? kBlockUnmasked : kBlockPartial;
-  if (k == TileKind::kPartial && g.causal && whole && bands_clear(t, r0, r1)) return kBlockCausalOnly;
-  return static_cast<int>(k);
+  if (!whole) return k == TileKind::kFullyMasked ? kBlockFullyMasked : kBlockPartial;
+  return split_causal_only(k, t, r0, r1);
 }
 
 // The raw ncols ints of key column j (zeros past seqlen_k or without a mask
