@@ -10,7 +10,7 @@
 // source registers long enough to stall the next step (ncu, dkdv2 at 8K:
 // long scoreboard 15.8 % of stall samples against FA2's 6.7 %; FA2 also adds
 // dQ in an accumulator-private order). dq_convert_kernel (prep.cu) reads the
-// layout back; nothing else sees it.
+// layout back through dq_fragment_coords; nothing else sees it.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,14 @@ __host__ __device__ __forceinline__ int dq_accum_rows(int seqlen_q) {
 // a slab; row0 % 16 == 0, col0 % 8 == 0.
 __device__ __forceinline__ int64_t dq_fragment_offset(int64_t row0, int col0, int head_dim) {
   return row0 * head_dim + col0 * 16;
+}
+
+// The inverse, for the reader: float4 number q of a slab (lane q % 32 of
+// fragment q / 32) holds elements (row, col) and (row, col + 1) of the slab
+// in .x/.y, (row + 8, col) and (row + 8, col + 1) in .z/.w; returns {row, col}.
+__device__ __forceinline__ int2 dq_fragment_coords(int q, int head_dim) {
+  const int lane = q & 31, fragment = q >> 5, per_band = head_dim / 8;
+  return make_int2((fragment / per_band) * 16 + (lane >> 2), (fragment % per_band) * 8 + 2 * (lane & 3));
 }
 
 // Adds one C fragment (c[0..1]: row g, c[2..3]: row g + 8, of lane 4 g + t)

@@ -93,11 +93,9 @@ __global__ void __launch_bounds__(256) dq_convert_kernel(const BwdParams p, cons
     const float* src = acc + ((b * p.num_heads + h) * rows + row0) * D;
     for (int q = threadIdx.x; q < block_rows * D / 4; q += blockDim.x) {
       const float4 a = *reinterpret_cast<const float4*>(src + q * 4);
-      const int lane = q & 31, fragment = q >> 5, per_row16 = D / 8;
-      const int r = (fragment / per_row16) * 16 + (lane >> 2);
-      const int c = (fragment % per_row16) * 8 + 2 * (lane & 3);
-      *reinterpret_cast<float2*>(tile + r * ld + c) = make_float2(a.x, a.y);
-      *reinterpret_cast<float2*>(tile + (r + 8) * ld + c) = make_float2(a.z, a.w);
+      const int2 rc = dq_fragment_coords(q, D);
+      *reinterpret_cast<float2*>(tile + rc.x * ld + rc.y) = make_float2(a.x, a.y);
+      *reinterpret_cast<float2*>(tile + (rc.x + 8) * ld + rc.y) = make_float2(a.z, a.w);
     }
     __syncthreads();
     T* dq = static_cast<T*>(p.dq) + b * p.dq_batch_stride + int64_t(h) * p.dq_head_stride;
