@@ -35,9 +35,11 @@ print(' '.join(nvcc_flags('$ROOT')))")
 echo "nvcc flags: $NVFLAGS"
 
 # 1. CUDA kernels: the small units and one instantiation per family
-#    (sm80 forward, sm80 backward, sm90a forward, sm90a backward)
+#    (sm80 forward, sm80 backward, sm90a forward, sm90a backward: key-split
+#    d128 and head-dim-split d256)
 for src in prep.cu launch.cu inst/fwd_bf16_d128.cu inst/bwd_bf16_d128.cu sm90/fwd_sm90.cu \
-           sm90/inst/fwd_sm90_bf16_d128.cu sm90/bwd/bwd_sm90.cu sm90/bwd/inst/bwd_sm90_bf16_d128.cu; do
+           sm90/inst/fwd_sm90_bf16_d128.cu sm90/bwd/bwd_sm90.cu sm90/bwd/inst/bwd_sm90_bf16_d128.cu \
+           sm90/bwd/inst/bwd_sm90_bf16_d256.cu; do
   step "nvcc $src"
   $NVCC $NVFLAGS -c "$ROOT/custom_ops/core/cuda/$src" -o "$OBJ/$(basename "$src").o"
 done

@@ -101,7 +101,7 @@ bool use_sm90_fwd(const FwdParams& p) {
 #endif
 }
 
-// The sm90a backward (sm90/bwd/) takes fp16/bf16, d 64/128, no dropout, on
+// The sm90a backward (sm90/bwd/) takes fp16/bf16, d 64/128/256, no dropout, on
 // compute capability 9.x; FLASHMASK_DISABLE_SM90=1 forces the sm80 kernels.
 bool use_sm90_bwd(const BwdParams& p) {
 #ifdef FLASHMASK_WITH_SM90

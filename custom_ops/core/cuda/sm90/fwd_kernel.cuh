@@ -4,7 +4,7 @@
 //   warpgroups 1, 2: consumers (setmaxnreg.inc), 64 query rows each.
 // Barriers: K and V pipelines (TMA, kStages each), the meta pipeline
 // (producer warp -> consumers, kMetaStages), Q full (TMA) and Q empty per
-// Q buffer (kQStages).
+// Q buffer (kQStages); named: the consumers' O staging (kTmaStoreO).
 #pragma once
 
 #include "kernel_traits.h"
@@ -31,9 +31,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     cute::prefetch_tma_descriptor(p.tma_q.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
+    if constexpr (Traits::kTmaStoreO) cute::prefetch_tma_descriptor(p.tma_o.get_tma_descriptor());
     for (int i = 0; i < Traits::kQStages; ++i) {
       cutlass::arch::ClusterTransactionBarrier::init(&ss.bar_q_full[i], 1);
-      cutlass::arch::ClusterBarrier::init(&ss.bar_q_empty[i], Traits::kNumMmaThreads);
+      cutlass::arch::ClusterBarrier::init(&ss.bar_q_empty[i], Traits::kQEmptyArrivals);
     }
   }
 

@@ -65,6 +65,10 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
   kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, tv, take<0, 2>(typename Traits::SmemLayoutV{}),
                            select<1, 2>(typename Traits::TileShape{}), _1{});
 
+  auto to = make_tensor(make_gmem_ptr(static_cast<Element*>(p.out)), kp.shape_q,
+                        make_stride(p.o_row_stride, _1{}, p.o_head_stride, p.o_batch_stride));
+  kp.tma_o = make_tma_copy(SM90_TMA_STORE{}, to, take<0, 2>(typename Traits::SmemLayoutQ{}),
+                           select<0, 2>(typename Traits::TileShape{}), _1{});
   kp.out = p.out;
   kp.o_batch_stride = p.o_batch_stride;
   kp.o_row_stride = p.o_row_stride;

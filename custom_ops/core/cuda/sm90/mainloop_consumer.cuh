@@ -11,7 +11,8 @@
 //     blocks); softmax(S')
 //       -> the exp2's run while the tensor cores do P V(prev)
 //     wait for P V; release V(prev); O *= alpha; P = convert(S')
-//   last: O += P V(last); epilogue (O / l, lse).
+//   last: O += P V(last); epilogue (O / l, lse): O staged in the tile's Q
+//   buffer and TMA-stored (d64, d128), or stored from registers (d256).
 // Fully masked blocks never arrive here; unmasked blocks do no mask work.
 #pragma once
 
@@ -74,6 +75,18 @@ struct ConsumerMainloop {
     OnlineSoftmax<kRows> sm;
     float alpha[kRows];
 
+    // kTmaStoreO: the Q buffer whose O store is in flight (thread 0 issued it;
+    // it hands the buffer back once the store has read it), -1: none
+    int staged = -1;
+    auto release_staged = [&]() {
+      if (Traits::kTmaStoreO && tidx == 0 && staged >= 0) {
+        tma_store_wait<0>();
+        reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty[staged])->arrive();
+        staged = -1;
+      }
+    };
+    Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);  // (Sq, D, H, B)
+
     typename Traits::PipelineKV::PipelineState k_read, v_read;
     typename Traits::PipelineMeta::PipelineState meta_read;
     // -> this tile's Q buffer and the phase of its full barrier (one counter, not
@@ -103,7 +116,8 @@ struct ConsumerMainloop {
       reinterpret_cast<cutlass::arch::ClusterTransactionBarrier*>(&ss.bar_q_full[qi])
           ->wait((tiles_done / Traits::kQStages) & 1);
       auto q_done = [&]() {  // no more Q reads in this tile: the producer may reload the buffer
-        reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty[qi])->arrive();
+        if constexpr (!Traits::kTmaStoreO)  // else: after the O store, see release_staged
+          reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty[qi])->arrive();
         ++tiles_done;
       };
       Tensor tSrQi = tSrQ(_, _, _, qi);
@@ -121,6 +135,7 @@ struct ConsumerMainloop {
         // first key block: S = Q K^T, no P V yet
         pipe_k.consumer_wait(k_read);
         wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
+        release_staged();  // the last tile's O store has long been read: no wait, under the GEMM
         warpgroup_wait<0>();
         warpgroup_fence_operand(tSrS);
         pipe_k.consumer_release(k_read);
@@ -160,11 +175,30 @@ struct ConsumerMainloop {
         pipe_v.consumer_release(v_read);
         ++v_read;
       } else {  // every key block is masked: O = 0, lse = -inf
+        release_staged();
         release_msg();
         q_done();
       }
-      write_tile<Traits>(p, o_rc, co_rc, sm, b, h, m);
+      if constexpr (Traits::kTmaStoreO) {
+        // O into this tile's Q buffer (each warpgroup's Q K^T read only its own
+        // 64 rows, all done), then one TMA store of the tile
+        Tensor sOi = sQ(_, _, qi);
+        stage_tile_o<Traits>(p, tOrO, thr_pv.partition_C(sOi), co_rc, sm, b, h, m);
+        tma_store_fence();
+        cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarOStaged);
+        if (tidx == 0) {
+          Tensor gO = local_tile(mO(_, _, h, b), Shape<Int<BM>, Int<D>>{}, make_coord(m, _0{}));
+          auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
+                                            group_modes<0, 2>(gO));
+          copy(p.tma_o, tOsO(_, qi), tOgO);
+          tma_store_arrive();
+          staged = qi;
+        }
+      } else {
+        write_tile<Traits>(p, o_rc, co_rc, sm, b, h, m);
+      }
     }
+    if (Traits::kTmaStoreO && tidx == 0) tma_store_wait<0>();  // smem stays valid until read
   }
 };
 

@@ -11,8 +11,9 @@
 //              per-(b, h, m) semaphore for the next higher visiting key
 //              block (fixed descending order).
 //     warps 2, 3 exit.
-//   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each (see
-//     bwd_traits.h for the GEMMs). Fully masked blocks are never visited;
+//   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each, or (d256)
+//     sharing 64 keys and splitting the head dim (see bwd_traits.h for the
+//     GEMMs). Fully masked blocks are never visited;
 //     unmasked blocks run with no mask code.
 // All roles walk the same (head, m) sequence (walk_blocks), so no messages
 // are needed between them.
@@ -21,6 +22,7 @@
 #include <cute/arch/copy_sm90_tma.hpp>
 
 #include "bwd_consumer.cuh"
+#include "bwd_consumer_split_d.cuh"
 #include "bwd_dq_writer.cuh"
 #include "bwd_producer.cuh"
 #include "bwd_traits.h"
@@ -61,7 +63,13 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   qp.is_leader = threadIdx.x == 0;
   qp.num_consumers = Traits::kNumMmaThreads;
   typename Traits::PipelineQ pipe_q(ss.pipe_q, qp, Shape<_1, _1, _1>{});
-  typename Traits::PipelineQ pipe_do(ss.pipe_do, qp, Shape<_1, _1, _1>{});
+  typename Traits::PipelinedO::Params dop;
+  dop.transaction_bytes = Traits::kTmaBytesdO;
+  dop.role = warp_group == 0 ? Traits::PipelinedO::ThreadCategory::Producer
+                             : Traits::PipelinedO::ThreadCategory::Consumer;
+  dop.is_leader = threadIdx.x == 0;
+  dop.num_consumers = Traits::kNumMmaThreads;
+  typename Traits::PipelinedO pipe_do(ss.pipe_do, dop, Shape<_1, _1, _1>{});
 
   cutlass::arch::fence_barrier_init();
   __syncthreads();
@@ -75,7 +83,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     }
   } else {
     cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegs>();
-    consumer_warpgroups<Traits>(p, ss, pipe_q, pipe_do, threadIdx.x - 128, b, hk, n);
+    if constexpr (Traits::kSplitD)
+      consumer_warpgroups_split_d<Traits>(p, ss, pipe_q, pipe_do, threadIdx.x - 128, b, hk, n);
+    else
+      consumer_warpgroups<Traits>(p, ss, pipe_q, pipe_do, threadIdx.x - 128, b, hk, n);
   }
 #endif
 }

@@ -79,50 +79,56 @@ struct PostArgs {
   float softmax_scale;
 };
 
-// grid (m_blocks, H, B), kNumMmaThreads threads: one accumulator tile per CTA,
-// through shared memory so that both sides are coalesced: float4 loads in the
-// register order, float2 writes to a row-major tile (row stride D + 8 floats:
-// a half-warp's 16 float2 hit 32 distinct banks), then 4 consecutive columns
-// per thread -> one 8-byte store of 4 elements (a warp writes 256 contiguous
-// bytes of a row).
+// grid (m_blocks, H, B), kNumMmaThreads threads: one accumulator tile per CTA
+// (kDqSlices column slices, one after the other), through shared memory so
+// that both sides are coalesced: float4 loads in the register order, float2
+// writes to a row-major tile (row stride DQ + 8 floats: a half-warp's 16
+// float2 hit 32 distinct banks), then 4 consecutive columns per thread -> one
+// 8-byte store of 4 elements (a warp writes 256 contiguous bytes of a row).
 template <typename Traits>
 __global__ void __launch_bounds__(Traits::kNumMmaThreads) bwd_post_kernel(const PostArgs a) {
   using Element = typename Traits::Element;
-  constexpr int BM = Traits::kBlockM, D = Traits::kHeadDim, T = Traits::kNumMmaThreads;
-  constexpr int kStride = D + 8;
+  constexpr int BM = Traits::kBlockM, DQ = Traits::DQ::value, T = Traits::kNumMmaThreads;
+  constexpr int kStride = DQ + 8;
   __shared__ __align__(16) float tile[BM * kStride];
   const int m = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x;
   typename Traits::TiledMmadQ mma;
   auto thr = mma.get_thread_slice(tid);
-  Tensor c = thr.partition_C(make_identity_tensor(Shape<Int<BM>, Int<D>>{}));
+  Tensor c = thr.partition_C(make_identity_tensor(Shape<Int<BM>, Int<DQ>>{}));
   constexpr int kVec = decltype(size(c))::value / 4;
   const int64_t tile_id = (static_cast<int64_t>(b) * a.num_heads + h) * a.m_blocks + m;
-  const float4* src = reinterpret_cast<const float4*>(a.dq_acc + tile_id * Traits::kDqFloats);
-#pragma unroll
-  for (int k = 0; k < kVec; ++k) {
-    const float4 v = src[k * T + tid];
-    // (4k, 4k + 1) and (4k + 2, 4k + 3): adjacent columns of one row each
-    *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k)) * kStride + get<1>(c(4 * k))]) = make_float2(v.x, v.y);
-    *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k + 2)) * kStride + get<1>(c(4 * k + 2))]) =
-        make_float2(v.z, v.w);
-  }
-  __syncthreads();
   Element* dq = static_cast<Element*>(a.dq) + b * a.dq_batch_stride + int64_t(h) * a.dq_head_stride;
-  constexpr int kQuads = BM * D / 4;
+  constexpr int kQuads = BM * DQ / 4;
   static_assert(kQuads % T == 0, "whole float4 steps");
+#pragma unroll 1
+  for (int s = 0; s < Traits::kDqSlices; ++s) {
+    if (s > 0) __syncthreads();  // the previous slice is out of the tile
+    const float4* src =
+        reinterpret_cast<const float4*>(a.dq_acc + tile_id * Traits::kDqFloats + s * Traits::kDqSliceFloats);
 #pragma unroll
-  for (int k = 0; k < kQuads / T; ++k) {
-    const int q = k * T + tid;
-    const int row = q / (D / 4), col = (q % (D / 4)) * 4;
-    if (m * BM + row >= a.seqlen_q) continue;
-    const float4 v = *reinterpret_cast<const float4*>(&tile[row * kStride + col]);
-    cutlass::Array<Element, 4> out;
-    out[0] = Element(v.x * a.softmax_scale);
-    out[1] = Element(v.y * a.softmax_scale);
-    out[2] = Element(v.z * a.softmax_scale);
-    out[3] = Element(v.w * a.softmax_scale);
-    *reinterpret_cast<cutlass::Array<Element, 4>*>(dq + int64_t(m * BM + row) * a.dq_row_stride + col) = out;
+    for (int k = 0; k < kVec; ++k) {
+      const float4 v = src[k * T + tid];
+      // (4k, 4k + 1) and (4k + 2, 4k + 3): adjacent columns of one row each
+      *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k)) * kStride + get<1>(c(4 * k))]) = make_float2(v.x, v.y);
+      *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k + 2)) * kStride + get<1>(c(4 * k + 2))]) =
+          make_float2(v.z, v.w);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kQuads / T; ++k) {
+      const int q = k * T + tid;
+      const int row = q / (DQ / 4), col = (q % (DQ / 4)) * 4;
+      if (m * BM + row >= a.seqlen_q) continue;
+      const float4 v = *reinterpret_cast<const float4*>(&tile[row * kStride + col]);
+      cutlass::Array<Element, 4> out;
+      out[0] = Element(v.x * a.softmax_scale);
+      out[1] = Element(v.y * a.softmax_scale);
+      out[2] = Element(v.z * a.softmax_scale);
+      out[3] = Element(v.w * a.softmax_scale);
+      *reinterpret_cast<cutlass::Array<Element, 4>*>(dq + int64_t(m * BM + row) * a.dq_row_stride + s * DQ + col) =
+          out;
+    }
   }
 }
 

@@ -17,7 +17,7 @@ template <typename Traits>
 __device__ __forceinline__ void producer_warp(const BwdKernelParams<Traits>& p,
                                               typename Traits::SharedStorage& ss,
                                               typename Traits::PipelineQ& pipe_q,
-                                              typename Traits::PipelineQ& pipe_do, int b, int hk, int n) {
+                                              typename Traits::PipelinedO& pipe_do, int b, int hk, int n) {
   constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN, D = Traits::kHeadDim;
   using HD = Int<D>;
   Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);  // (Sq, D, H, B)
@@ -25,7 +25,7 @@ __device__ __forceinline__ void producer_warp(const BwdKernelParams<Traits>& p,
   Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);  // (Sk, D, Hk, B)
   Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
   Tensor sQ = make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQ{});
-  Tensor sdO = make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutQ{});
+  Tensor sdO = make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdO{});
   Tensor sK = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutK{});
   Tensor sV = make_tensor(make_smem_ptr(ss.smem_v.data()), typename Traits::SmemLayoutK{});
 
@@ -41,7 +41,7 @@ __device__ __forceinline__ void producer_warp(const BwdKernelParams<Traits>& p,
   }
 
   auto q_state = cutlass::make_producer_start_state<typename Traits::PipelineQ>();
-  auto do_state = cutlass::make_producer_start_state<typename Traits::PipelineQ>();
+  auto do_state = cutlass::make_producer_start_state<typename Traits::PipelinedO>();
   walk_blocks<Traits>(
       p, b, hk, n, [&](int, int) {},
       [&](int hq, int, int m, int) {

@@ -15,7 +15,7 @@ namespace sm90 {
 bool can_run_bwd(const BwdParams& p, int device_cc_major) {
   if (device_cc_major != 9) return false;  // sm_90a code runs on sm_90 only
   if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16) return false;
-  if (p.head_dim != 64 && p.head_dim != 128) return false;
+  if (p.head_dim != 64 && p.head_dim != 128 && p.head_dim != 256) return false;
   if (p.dropout_p > 0.f) return false;  // dropout stays on the sm80 kernels
   if (p.seqlen_q <= 0 || p.seqlen_k <= 0) return false;  // TMA extents must be non-empty
   if (p.num_heads_k <= 0 || p.num_heads % p.num_heads_k != 0) return false;
@@ -30,7 +30,8 @@ static void dispatch(const BwdParams& p, const TileBounds* b, float* delta, void
   switch (p.head_dim) {
     case 64: return bwd::run_bwd_impl<E, 64>(p, b, delta, scratch, s);
     case 128: return bwd::run_bwd_impl<E, 128>(p, b, delta, scratch, s);
-    default: throw std::runtime_error("flashmask sm90 backward: head_dim must be 64 or 128");
+    case 256: return bwd::run_bwd_impl<E, 256>(p, b, delta, scratch, s);
+    default: throw std::runtime_error("flashmask sm90 backward: head_dim must be 64, 128 or 256");
   }
 }
 

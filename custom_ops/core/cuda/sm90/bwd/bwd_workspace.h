@@ -48,7 +48,7 @@ struct Scratch {
   }
 };
 
-// inst/bwd_sm90_{bf16,fp16}_d{64,128}.cu; Element is cutlass::bfloat16_t or cutlass::half_t.
+// inst/bwd_sm90_{bf16,fp16}_d{64,128,256}.cu; Element is cutlass::bfloat16_t or cutlass::half_t.
 template <typename Element, int D>
 void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_plain, void* scratch,
                   cudaStream_t stream);
