@@ -4,8 +4,8 @@
 //   stage_tile_o: O into shared memory (the tile's own Q buffer, free once its
 //                 last Q K^T is done), for one TMA store of the whole tile;
 //   write_tile:   O straight from registers, 2 adjacent columns (4 bytes)
-//                 per global store (d256, whose single Q buffer cannot wait
-//                 for a store).
+//                 per global store (d64, where staging measured slower, and
+//                 d256, whose single Q buffer cannot wait for a store).
 #pragma once
 
 #include "kernel_traits.h"
