@@ -28,10 +28,14 @@ DType core_dtype(const at::Tensor& t) {
   }
 }
 
+// A view the kernels can read in place: contiguous last axis, strides and base
+// address on 16 bytes (the 16-byte vector loads of the sm80 kernels and the
+// TMA descriptors of the sm90 ones need both); else a contiguous copy.
 at::Tensor last_dim_contiguous(const at::Tensor& t) {
-  if (t.stride(-1) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0)
+  const bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  if (aligned && t.stride(-1) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0)
     return t;
-  return t.contiguous();
+  return t.clone(at::MemoryFormat::Contiguous);  // (contiguous() would keep a misaligned dense view)
 }
 
 void strides_of(const at::Tensor& t, int64_t* batch, int64_t* row, int64_t* head) {

@@ -1,8 +1,8 @@
 // Consumer warpgroups of the sm90a backward, d64 / d128 (64 keys each): per
 // visited block S = Q K^T and dP = dO V^T, P and dS (mask only on partial
 // blocks), dV += P^T dO and dK += dS^T Q in registers, dQ = dS K into the
-// writer's shared-memory tile; dK, dV stored at the end. (d256:
-// bwd_consumer_split_d.cuh.)
+// writer's shared-memory tile; dK, dV at the end (d128 staged in smem and
+// TMA-stored, d64 from registers). d256: bwd_consumer_split_d.cuh.
 #pragma once
 
 #include "../softmax.cuh"
@@ -142,7 +142,11 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   // the writer arrives once more than there were blocks (its initial arrive)
   cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqEmpty);
 
-  store_dk_dv<Traits>(p, mma_dkv, tdVrdV, tdKrdK, tidx, b, hk, c0);
+  // (every consumer thread is past its last GEMM: the Q and dO buffers are free)
+  if constexpr (Traits::kTmaStoreDkv)
+    stage_and_store_dk_dv<Traits>(p, ss, mma_dkv, tdVrdV, tdKrdK, tidx, b, hk, n);
+  else
+    store_dk_dv<Traits>(p, mma_dkv, tdVrdV, tdKrdK, tidx, b, hk, c0);
 }
 
 }  // namespace bwd

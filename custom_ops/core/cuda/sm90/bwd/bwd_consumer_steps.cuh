@@ -138,6 +138,51 @@ __device__ __forceinline__ void store_dk_dv(const BwdKernelParams<Traits>& p, Mm
   }
 }
 
+// Epilogue with TMA stores (kTmaStoreDkv): dK (x softmax_scale) and dV
+// converted into smem stages over the Q and dO buffers (both warpgroups are
+// past the column's last GEMM: the caller synced them), each warpgroup
+// TMA-stores its 64 keys (rows past seqlen_k clipped by TMA).
+template <typename Traits, class Mma, class Acc>
+__device__ __forceinline__ void stage_and_store_dk_dv(const BwdKernelParams<Traits>& p,
+                                                      typename Traits::SharedStorage& ss, Mma& mma_dkv,
+                                                      Acc& tdVrdV, Acc& tdKrdK, int tidx, int b, int hk, int n) {
+  using Element = typename Traits::Element;
+  using HD = Int<Traits::kHeadDim>;
+  using Stage = typename Traits::SmemLayoutKVStage;  // (64 keys, D, warpgroup)
+  static_assert(Traits::kBlockN == 128, "two warpgroups of 64 keys");
+  // the block's (128 keys, D) as a view of the two warpgroups' stages
+  auto block_view = composition(Stage{}, make_layout(Shape<Shape<_64, _2>, HD>{},
+                                                     Stride<Stride<_1, Int<64 * Traits::kHeadDim>>, _64>{}));
+  Tensor sdK = make_tensor(make_smem_ptr(ss.smem_q.data()), block_view);
+  Tensor sdV = make_tensor(make_smem_ptr(ss.smem_do.data()), block_view);
+  auto thr = mma_dkv.get_thread_slice(tidx);
+#pragma unroll
+  for (int i = 0; i < size(tdKrdK); ++i) tdKrdK(i) *= p.softmax_scale;
+  Tensor rdK = make_tensor<Element>(tdKrdK.layout());
+  Tensor rdV = make_tensor<Element>(tdVrdV.layout());
+  convert_into(tdKrdK, rdK);
+  convert_into(tdVrdV, rdV);
+  store_pairs<Element>(rdK, thr.partition_C(sdK));
+  store_pairs<Element>(rdV, thr.partition_C(sdV));
+  tma_store_fence();
+  const int wg = tidx / 128;
+  cutlass::arch::NamedBarrier::sync(128, Traits::kBarDkvStaged + wg);
+  if (tidx % 128 == 0) {
+    Tensor sK3 = make_tensor(make_smem_ptr(ss.smem_q.data()), Stage{});
+    Tensor sV3 = make_tensor(make_smem_ptr(ss.smem_do.data()), Stage{});
+    Tensor gdK = local_tile(p.tma_dk.get_tma_tensor(p.shape_k)(_, _, hk, b), Shape<_64, HD>{},
+                            make_coord(2 * n + wg, _0{}));
+    Tensor gdV = local_tile(p.tma_dv.get_tma_tensor(p.shape_k)(_, _, hk, b), Shape<_64, HD>{},
+                            make_coord(2 * n + wg, _0{}));
+    auto [tKg, tKs] = tma_partition(p.tma_dk, _0{}, Layout<_1>{}, group_modes<0, 2>(sK3), group_modes<0, 2>(gdK));
+    auto [tVg, tVs] = tma_partition(p.tma_dv, _0{}, Layout<_1>{}, group_modes<0, 2>(sV3), group_modes<0, 2>(gdV));
+    copy(p.tma_dk, tKs(_, wg), tKg);
+    copy(p.tma_dv, tVs(_, wg), tVg);
+    tma_store_arrive();
+    tma_store_wait<0>();  // smem stays valid until read
+  }
+}
+
 }  // namespace bwd
 }  // namespace sm90
 }  // namespace cuda

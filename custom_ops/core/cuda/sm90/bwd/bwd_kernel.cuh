@@ -53,6 +53,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     cute::prefetch_tma_descriptor(p.tma_do.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
+    if constexpr (Traits::kTmaStoreDkv) {
+      cute::prefetch_tma_descriptor(p.tma_dk.get_tma_descriptor());
+      cute::prefetch_tma_descriptor(p.tma_dv.get_tma_descriptor());
+    }
     cutlass::arch::ClusterTransactionBarrier::init(&ss.bar_kv, 1);
   }
 

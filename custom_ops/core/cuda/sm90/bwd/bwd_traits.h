@@ -165,6 +165,21 @@ struct BwdTraits {
       make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
       SmemLayoutK{}, Shape<BN, HD>{}, _1{}));
 
+  // dK / dV epilogue, d128: each warpgroup stages its 64 keys of dK and dV in
+  // smem (the Q and dO buffers, free once the column's last block is done)
+  // and TMA-stores them, instead of 4-byte register stores; (64 keys, D,
+  // warpgroup). d64 stores from registers (with the staging code ptxas spilled
+  // in its key loop), d256 too (its warpgroups split D, not the keys).
+  static constexpr bool kTmaStoreDkv = kHeadDim == 128;
+  using SmemLayoutKVStage = decltype(tile_to_shape(SmemAtomK{}, Shape<_64, HD, _2>{}));
+  using TmaDKV = decltype(make_tma_copy(
+      SM90_TMA_STORE{},
+      make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), ShapeQKV{}, StrideQKV{}),
+      take<0, 2>(SmemLayoutKVStage{}), Shape<_64, HD>{}, _1{}));
+  static_assert(!kTmaStoreDkv || (cute::cosize_v<SmemLayoutKVStage> <= cute::cosize_v<SmemLayoutQ> &&
+                                  cute::cosize_v<SmemLayoutKVStage> <= cute::cosize_v<SmemLayoutdO>),
+                "dK / dV stages fit the Q / dO buffers");
+
   static constexpr uint32_t kTmaBytesQ = kBlockM * kHeadDim * sizeof(Element) + kBlockM * sizeof(float);
   static constexpr uint32_t kTmaBytesKV = 2 * kBlockN * kHeadDim * sizeof(Element);
   static constexpr uint32_t kTmaBytesdO = kTmaBytesQ;
@@ -204,12 +219,14 @@ struct BwdTraits {
   static constexpr int kBarDqEmpty = 3;  // dQ writer done reading smem_dq (256 + 32)
   static constexpr int kBarDqFull = 4;   // consumers wrote smem_dq (256 + 32)
   static constexpr int kBarPdsFree = 5;  // kSplitD: both warpgroups done reading P^T / dS^T
+  static constexpr int kBarDkvStaged = 6;  // + warpgroup: its dK / dV rows are in smem (128)
 };
 
 template <typename Traits>
 struct BwdKernelParams {
   typename Traits::TmaQ tma_q, tma_do;
   typename Traits::TmaK tma_k, tma_v;
+  typename Traits::TmaDKV tma_dk, tma_dv;  // kTmaStoreDkv
   typename Traits::ShapeQKV shape_q, shape_k;
 
   void* dk;

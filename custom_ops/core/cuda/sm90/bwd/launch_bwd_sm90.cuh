@@ -81,6 +81,15 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   kp.tma_do = make_tma_copy(SM90_TMA_LOAD{}, tdo, take<0, 2>(typename Traits::SmemLayoutQ{}), Shape<BMi, HD>{}, _1{});
   kp.tma_k = make_tma_copy(SM90_TMA_LOAD{}, tk, typename Traits::SmemLayoutK{}, Shape<BNi, HD>{}, _1{});
   kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, tv, typename Traits::SmemLayoutK{}, Shape<BNi, HD>{}, _1{});
+  if constexpr (Traits::kTmaStoreDkv) {
+    using Stage2 = decltype(take<0, 2>(typename Traits::SmemLayoutKVStage{}));
+    auto tdk = make_tensor(make_gmem_ptr(static_cast<Element*>(p.dk)), kp.shape_k,
+                           make_stride(p.dk_row_stride, _1{}, p.dk_head_stride, p.dk_batch_stride));
+    auto tdv = make_tensor(make_gmem_ptr(static_cast<Element*>(p.dv)), kp.shape_k,
+                           make_stride(p.dv_row_stride, _1{}, p.dv_head_stride, p.dv_batch_stride));
+    kp.tma_dk = make_tma_copy(SM90_TMA_STORE{}, tdk, Stage2{}, Shape<_64, HD>{}, _1{});
+    kp.tma_dv = make_tma_copy(SM90_TMA_STORE{}, tdv, Stage2{}, Shape<_64, HD>{}, _1{});
+  }
   kp.dk = p.dk;
   kp.dv = p.dv;
   kp.dk_batch_stride = p.dk_batch_stride;
