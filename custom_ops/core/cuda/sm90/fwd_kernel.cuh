@@ -10,6 +10,7 @@
 #include "kernel_traits.h"
 #include "mainloop_consumer.cuh"
 #include "mainloop_producer.cuh"
+#include "pipeline_params.cuh"
 
 namespace flashmask {
 namespace cuda {
@@ -38,12 +39,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     }
   }
 
-  typename Traits::PipelineKV::Params kv_params;
-  kv_params.transaction_bytes = Traits::kTmaBytesKV;
-  kv_params.role = warp_group == 0 ? Traits::PipelineKV::ThreadCategory::Producer
-                                   : Traits::PipelineKV::ThreadCategory::Consumer;
-  kv_params.is_leader = threadIdx.x == 0;
-  kv_params.num_consumers = Traits::kNumMmaThreads;
+  const auto kv_params =
+      tma_pipeline_params<typename Traits::PipelineKV>(warp_group, Traits::kTmaBytesKV, Traits::kNumMmaThreads);
   typename Traits::PipelineKV pipe_k(ss.pipe_k, kv_params, Shape<_1, _1, _1>{});
   typename Traits::PipelineKV pipe_v(ss.pipe_v, kv_params, Shape<_1, _1, _1>{});
 

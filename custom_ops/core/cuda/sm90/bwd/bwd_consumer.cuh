@@ -29,15 +29,7 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   constexpr int kPartial = static_cast<int>(TileKind::kPartial);
   static_assert(!Traits::kSplitD && Traits::kDsBufs == 2 && Traits::kDqSlices == 1, "the key-split variant");
 
-  Tensor sQ = make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQ{});
-  Tensor sdO = make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdO{});
-  Tensor sQt = make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQt{});
-  Tensor sdOt = make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdOt{});
-  Tensor sK = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutK{});
-  Tensor sV = make_tensor(make_smem_ptr(ss.smem_v.data()), typename Traits::SmemLayoutK{});
-  Tensor sKt = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutKt{});
-  Tensor sdS = make_tensor(make_smem_ptr(ss.smem_ds.data()), typename Traits::SmemLayoutdS{});
-  Tensor sdSt = make_tensor(make_smem_ptr(ss.smem_ds.data()), typename Traits::SmemLayoutdSt{});
+  auto [sQ, sdO, sQt, sdOt, sK, sV, sKt, sdS, sdSt] = smem_views<Traits>(ss);
 
   typename Traits::TiledMmaSdP mma_sdp;
   typename Traits::TiledMmadKV mma_dkv;
@@ -92,21 +84,9 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
       p, b, hk, n,
       [&](int, int hm) { load_head_intervals<Traits>(p, g, b, hm, c0, cs_rc, smem_iv); },
       [&](int, int, int m, int kind) {
-        // S^T = K Q^T, dP^T = V dO^T
-        pipe_q.consumer_wait(q_read);
-        wg_gemm(mma_sdp, tSrK, tSrQ(_, _, _, q_read.index()), tSrS, true);
-        pipe_do.consumer_wait(do_read);
-        wg_gemm(mma_sdp, tSrV, tSrdO(_, _, _, do_read.index()), tSrdP, true);
-        warpgroup_wait<1>();
-        warpgroup_fence_operand(tSrS);
-
-        probabilities(s_rc, cs_rc, ss.smem_lse.data() + q_read.index() * BM, m * BM, kind == kPartial,
-                      scale_log2, smem_iv);
-        warpgroup_wait<0>();
-        warpgroup_fence_operand(tSrdP);
-        grad_scores(s_rc, dp_rc, cs_rc, ss.smem_delta.data() + do_read.index() * BM);
-        convert_into(tSrS, rP);
-        convert_into(tSrdP, rdS);
+        // S^T = K Q^T, dP^T = V dO^T; P^T, dS^T
+        scores_and_grads<Traits>(mma_sdp, ss, pipe_q, q_read, pipe_do, do_read, tSrK, tSrV, tSrQ, tSrdO, tSrS,
+                                 tSrdP, s_rc, dp_rc, cs_rc, rP, rdS, m, kind == kPartial, scale_log2, smem_iv);
 
         // dV += P^T dO (registers x smem)
         wg_gemm(mma_dkv, tdVrP, tdVrdO(_, _, _, do_read.index()), tdVrdV, false);

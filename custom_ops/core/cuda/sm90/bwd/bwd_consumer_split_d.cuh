@@ -37,15 +37,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   static_assert(Traits::kSplitD && Traits::kDsBufs == 1 && Traits::kDqSlices == 2, "the head-dim-split variant");
   using DQ = typename Traits::DQ;
 
-  Tensor sQ = make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQ{});
-  Tensor sdO = make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdO{});
-  Tensor sQt = make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQt{});
-  Tensor sdOt = make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdOt{});
-  Tensor sK = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutK{});
-  Tensor sV = make_tensor(make_smem_ptr(ss.smem_v.data()), typename Traits::SmemLayoutK{});
-  Tensor sKt = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutKt{});
-  Tensor sdS = make_tensor(make_smem_ptr(ss.smem_ds.data()), typename Traits::SmemLayoutdS{});
-  Tensor sdSt = make_tensor(make_smem_ptr(ss.smem_ds.data()), typename Traits::SmemLayoutdSt{});
+  auto [sQ, sdO, sQt, sdOt, sK, sV, sKt, sdS, sdSt] = smem_views<Traits>(ss);
   Tensor sPt = make_tensor(make_smem_ptr(ss.smem_p.data()), typename Traits::SmemLayoutdSt{});
   // the two column slices of K^T that dQ's slices multiply
   Tensor sKt0 = local_tile(sKt, Shape<DQ, Int<BN>>{}, make_coord(_0{}, _0{}));
@@ -105,22 +97,10 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
       p, b, hk, n,
       [&](int, int hm) { load_head_intervals<Traits>(p, g, b, hm, c0, cs_rc, smem_iv); },
       [&](int, int, int m, int kind) {
-        // 1. S^T = K Q^T, dP^T = V dO^T (this warpgroup's queries)
-        pipe_q.consumer_wait(q_read);
-        wg_gemm(mma_sdp, tSrK, tSrQ(_, _, _, q_read.index()), tSrS, true);
-        pipe_do.consumer_wait(do_read);
-        wg_gemm(mma_sdp, tSrV, tSrdO(_, _, _, do_read.index()), tSrdP, true);
-        warpgroup_wait<1>();
-        warpgroup_fence_operand(tSrS);
-
+        // 1. S^T = K Q^T, dP^T = V dO^T (this warpgroup's queries); P^T, dS^T
+        scores_and_grads<Traits>(mma_sdp, ss, pipe_q, q_read, pipe_do, do_read, tSrK, tSrV, tSrQ, tSrdO, tSrS,
+                                 tSrdP, s_rc, dp_rc, cs_rc, rP, rdS, m, kind == kPartial, scale_log2, smem_iv);
         // 2. P^T, dS^T -> smem
-        probabilities(s_rc, cs_rc, ss.smem_lse.data() + q_read.index() * BM, m * BM, kind == kPartial,
-                      scale_log2, smem_iv);
-        warpgroup_wait<0>();
-        warpgroup_fence_operand(tSrdP);
-        grad_scores(s_rc, dp_rc, cs_rc, ss.smem_delta.data() + do_read.index() * BM);
-        convert_into(tSrS, rP);
-        convert_into(tSrdP, rdS);
         cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarPdsFree);
         store_pairs<Element>(rP, tPsP(_, _, _, 0));
         store_pairs<Element>(rdS, tdSsdS(_, _, _, 0));

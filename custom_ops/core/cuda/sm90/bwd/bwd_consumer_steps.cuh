@@ -7,6 +7,7 @@
 #pragma once
 
 #include "../softmax.cuh"
+#include "../wgmma.cuh"
 #include "bwd_mask.cuh"
 #include "bwd_traits.h"
 
@@ -14,6 +15,21 @@ namespace flashmask {
 namespace cuda {
 namespace sm90 {
 namespace bwd {
+
+// The consumers' views of the shared-memory tiles: Q, dO, K, V, dS and their
+// transposed (MN-major) views, one definition for both variants.
+template <typename Traits>
+__device__ __forceinline__ auto smem_views(typename Traits::SharedStorage& ss) {
+  return cute::make_tuple(make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQ{}),
+                          make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdO{}),
+                          make_tensor(make_smem_ptr(ss.smem_q.data()), typename Traits::SmemLayoutQt{}),
+                          make_tensor(make_smem_ptr(ss.smem_do.data()), typename Traits::SmemLayoutdOt{}),
+                          make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutK{}),
+                          make_tensor(make_smem_ptr(ss.smem_v.data()), typename Traits::SmemLayoutK{}),
+                          make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutKt{}),
+                          make_tensor(make_smem_ptr(ss.smem_ds.data()), typename Traits::SmemLayoutdS{}),
+                          make_tensor(make_smem_ptr(ss.smem_ds.data()), typename Traits::SmemLayoutdSt{}));
+}
 
 // Masked query intervals of this thread's keys for mask head hm, into its
 // warpgroup's table (the keys' columns, decoded once per head).
@@ -75,6 +91,33 @@ __device__ __forceinline__ void grad_scores(const SRC& s_rc, DPRC& dp_rc, const 
 #pragma unroll
     for (int r = 0; r < decltype(size<0>(s_rc))::value; ++r) dp_rc(r, c) = s_rc(r, c) * (dp_rc(r, c) - d);
   }
+}
+
+// The first half of every visited block, both variants: S^T = K Q^T and
+// dP^T = V dO^T issued together, P^T (exp2, mask on partial blocks) while
+// dP^T runs, then dS^T; P^T and dS^T converted to the element type (rP, rdS).
+// The caller releases the Q and dO stages once its later GEMMs are done.
+template <typename Traits, class Mma, class FragK, class FragQ, class FragDo, class Acc, class RC, class CS, class Rel>
+__device__ __forceinline__ void scores_and_grads(
+    Mma& mma_sdp, typename Traits::SharedStorage& ss, typename Traits::PipelineQ& pipe_q,
+    typename Traits::PipelineQ::PipelineState q_read, typename Traits::PipelinedO& pipe_do,
+    typename Traits::PipelinedO::PipelineState do_read, const FragK& tSrK, const FragK& tSrV, const FragQ& tSrQ,
+    const FragDo& tSrdO, Acc& tSrS, Acc& tSrdP, RC& s_rc, RC& dp_rc, const CS& cs_rc, Rel& rP, Rel& rdS, int m,
+    bool partial, float scale_log2, const int4* iv_table) {
+  constexpr int BM = Traits::kBlockM;
+  pipe_q.consumer_wait(q_read);
+  wg_gemm(mma_sdp, tSrK, tSrQ(_, _, _, q_read.index()), tSrS, true);
+  pipe_do.consumer_wait(do_read);
+  wg_gemm(mma_sdp, tSrV, tSrdO(_, _, _, do_read.index()), tSrdP, true);
+  warpgroup_wait<1>();
+  warpgroup_fence_operand(tSrS);
+
+  probabilities(s_rc, cs_rc, ss.smem_lse.data() + q_read.index() * BM, m * BM, partial, scale_log2, iv_table);
+  warpgroup_wait<0>();
+  warpgroup_fence_operand(tSrdP);
+  grad_scores(s_rc, dp_rc, cs_rc, ss.smem_delta.data() + do_read.index() * BM);
+  convert_into(tSrS, rP);
+  convert_into(tSrdP, rdS);
 }
 
 // A converted accumulator fragment into its smem view (same partition order):

@@ -21,6 +21,7 @@
 
 #include <cute/arch/copy_sm90_tma.hpp>
 
+#include "../pipeline_params.cuh"
 #include "bwd_consumer.cuh"
 #include "bwd_consumer_split_d.cuh"
 #include "bwd_dq_writer.cuh"
@@ -60,20 +61,14 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     cutlass::arch::ClusterTransactionBarrier::init(&ss.bar_kv, 1);
   }
 
-  typename Traits::PipelineQ::Params qp;
-  qp.transaction_bytes = Traits::kTmaBytesQ;
-  qp.role = warp_group == 0 ? Traits::PipelineQ::ThreadCategory::Producer
-                            : Traits::PipelineQ::ThreadCategory::Consumer;
-  qp.is_leader = threadIdx.x == 0;
-  qp.num_consumers = Traits::kNumMmaThreads;
-  typename Traits::PipelineQ pipe_q(ss.pipe_q, qp, Shape<_1, _1, _1>{});
-  typename Traits::PipelinedO::Params dop;
-  dop.transaction_bytes = Traits::kTmaBytesdO;
-  dop.role = warp_group == 0 ? Traits::PipelinedO::ThreadCategory::Producer
-                             : Traits::PipelinedO::ThreadCategory::Consumer;
-  dop.is_leader = threadIdx.x == 0;
-  dop.num_consumers = Traits::kNumMmaThreads;
-  typename Traits::PipelinedO pipe_do(ss.pipe_do, dop, Shape<_1, _1, _1>{});
+  typename Traits::PipelineQ pipe_q(
+      ss.pipe_q,
+      tma_pipeline_params<typename Traits::PipelineQ>(warp_group, Traits::kTmaBytesQ, Traits::kNumMmaThreads),
+      Shape<_1, _1, _1>{});
+  typename Traits::PipelinedO pipe_do(
+      ss.pipe_do,
+      tma_pipeline_params<typename Traits::PipelinedO>(warp_group, Traits::kTmaBytesdO, Traits::kNumMmaThreads),
+      Shape<_1, _1, _1>{});
 
   cutlass::arch::fence_barrier_init();
   __syncthreads();
