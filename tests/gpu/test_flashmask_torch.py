@@ -136,6 +136,26 @@ def test_fully_masked_rows(causal):
     assert out[:, 50:120].abs().max().item() == 0.0
 
 
+@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("causal", [False, True])
+def test_fully_masked_query_tiles(d, causal):
+    """Rows [128, 256) see no key: whole query tiles that no key block visits
+    (64 or 128 rows). Their dq must be exactly 0 although the backward's
+    scratch, reused from the previous call, holds that call's dQ sums (the
+    Hopper backward zeroes only the tiles it visits)."""
+    b, s, h = 1, 300, 2
+
+    def band(lo, hi):  # rows [lo, hi) masked for every key, same layout (and scratch size) either way
+        cols = [torch.full((b, 1, s), lo), torch.full((b, 1, s), hi)]
+        if not causal:
+            cols += [torch.zeros(b, 1, s, dtype=torch.int64), torch.zeros(b, 1, s, dtype=torch.int64)]
+        return torch.stack(cols, -1).to(torch.int32)
+
+    run_case(b, s, s, h, h, d, torch.bfloat16, causal, band(s, s), seed=1)  # leaves sums in the scratch
+    _, dq, _, _ = run_case(b, s, s, h, h, d, torch.bfloat16, causal, band(128, 256))
+    assert dq[:, 128:256].abs().max().item() == 0.0
+
+
 @pytest.mark.parametrize("window", [0, 5, (64, 3), (3, 100)])
 @pytest.mark.parametrize("causal", [False, True])
 def test_window(window, causal):

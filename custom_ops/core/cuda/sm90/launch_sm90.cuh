@@ -102,9 +102,10 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
           g, p.mask.heads, kp.m_blocks, count_total, work);
       check(cudaGetLastError(), "work count kernel");
       const int max_work = (p.seqlen_k + BN - 1) / BN;
-      work_sort_kernel<kSortBins><<<1, kSortThreads, 0, stream>>>(work, p.batch, p.num_heads, p.num_heads_k,
-                                                       p.mask.heads, kp.m_blocks, kp.total_tiles,
-                                                       kp.heads_per_section, max_work, order);
+      const int sections = (p.batch * p.num_heads + kp.heads_per_section - 1) / kp.heads_per_section;
+      work_sort_kernel<kSortBins><<<sections, kSortThreads, 0, stream>>>(
+          work, p.batch, p.num_heads, p.num_heads_k, p.mask.heads, kp.m_blocks, kp.heads_per_section, max_work,
+          order);
       check(cudaGetLastError(), "work sort kernel");
       kp.order = order;
     }

@@ -5,8 +5,8 @@
 // the TileBounds give without touching the mask itself. Before the attention
 // kernel, two small kernels
 //   work_count_kernel: work[b][hm][m] (one warp per (b, mask head, m_block)),
-//   work_sort_kernel:  order[] = every (b, h, m) by work, descending
-//                      (one CTA, counting sort on (L2 section, work level)),
+//   work_sort_kernel:  order[] = every (b, h, m) by work, descending within
+//                      its L2 section (one CTA per section, counting sort),
 // then the persistent CTAs (one per SM) take tiles in that order: the first
 // one is blockIdx.x, the next ones come from an atomic counter, so a CTA that
 // drew a heavy tile simply draws fewer (greedy LPT).
@@ -100,39 +100,40 @@ __global__ void work_count_kernel(MaskGeom g, int mask_heads, int m_blocks, int 
   if (lane == 0) work[w] = count;
 }
 
-constexpr int kSortThreads = 1024;
-constexpr int kSortBins = 4096;
+constexpr int kSortThreads = 256;
+constexpr int kSortBins = 2048;
 
-// order[] = tile indices (b * H + h) * M + m, section-major, heaviest first
-// inside a section. Key = section * levels + (levels - 1 - work level), with
-// `levels` work levels per section so that all keys fit kSortBins bins (work
-// levels are exact while sections * (max_work + 1) <= kSortBins).
+// One CTA per L2 section (its tiles are the consecutive indices
+// [bh0 * M, (bh0 + nbh) * M), and so are their places in order[]): order[] =
+// the section's tile indices (b * H + h) * M + m, heaviest first, by a
+// counting sort on the work level (levels are exact while max_work + 1 <=
+// kSortBins). A single CTA for all sections took most of the prep time on
+// short masks (32K tiles at 8K).
 // (a template only so that every instantiation unit may define it)
 template <int kBins = kSortBins>
 __global__ void __launch_bounds__(kSortThreads)
     work_sort_kernel(const int32_t* work, int batch, int num_heads, int num_heads_k, int mask_heads,
-                     int m_blocks, int total, int heads_per_section, int max_work, int32_t* order) {
+                     int m_blocks, int heads_per_section, int max_work, int32_t* order) {
   __shared__ int bins[kBins];
   __shared__ int warp_sums[kSortThreads / 32];
   const int tid = threadIdx.x;
+  const int bh0 = blockIdx.x * heads_per_section;
+  const int first = bh0 * m_blocks;
+  const int count = min(heads_per_section, batch * num_heads - bh0) * m_blocks;
+  const int levels = min(kBins, max_work + 1);
   for (int i = tid; i < kBins; i += kSortThreads) bins[i] = 0;
   __syncthreads();
-  const int sections = (batch * num_heads + heads_per_section - 1) / heads_per_section;
-  const int sec_cap = min(sections, kBins);  // more sections than bins: merge the tail ones
-  const int levels = max(1, kBins / sec_cap);
   auto key_of = [&](int t) {
     const int m = t % m_blocks;
     const int bh = t / m_blocks;
     const int h = bh % num_heads, b = bh / num_heads;
     const int hm = mask_head_of(h, mask_heads, num_heads, num_heads_k);
     const int wk = work[(static_cast<int64_t>(b) * mask_heads + hm) * m_blocks + m];
-    const int level = static_cast<int>(static_cast<int64_t>(wk) * levels / (max_work + 1));
-    const int sec = min(bh / heads_per_section, sec_cap - 1);
-    return sec * levels + (levels - 1 - level);
+    return levels - 1 - static_cast<int>(static_cast<int64_t>(wk) * levels / (max_work + 1));
   };
-  for (int t = tid; t < total; t += kSortThreads) atomicAdd(&bins[key_of(t)], 1);
+  for (int i = tid; i < count; i += kSortThreads) atomicAdd(&bins[key_of(first + i)], 1);
   __syncthreads();
-  // exclusive scan of bins: each thread owns kSortBins / kSortThreads of them
+  // exclusive scan of bins: each thread owns kBins / kSortThreads of them
   constexpr int kPer = kBins / kSortThreads;
   int local[kPer], sum = 0;
 #pragma unroll
@@ -150,20 +151,22 @@ __global__ void __launch_bounds__(kSortThreads)
   if (lane == 31) warp_sums[warp] = incl;
   __syncthreads();
   if (warp == 0) {
-    int x = warp_sums[lane], xi = x;
+    constexpr int kWarps = kSortThreads / 32;
+    const int x = lane < kWarps ? warp_sums[lane] : 0;
+    int xi = x;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
       const int y = __shfl_up_sync(0xffffffffu, xi, o);
       if (lane >= o) xi += y;
     }
-    warp_sums[lane] = xi - x;  // exclusive
+    if (lane < kWarps) warp_sums[lane] = xi - x;  // exclusive
   }
   __syncthreads();
   const int base = warp_sums[warp] + incl - sum;
 #pragma unroll
   for (int k = 0; k < kPer; ++k) bins[tid * kPer + k] = base + local[k];
   __syncthreads();
-  for (int t = tid; t < total; t += kSortThreads) order[atomicAdd(&bins[key_of(t)], 1)] = t;
+  for (int i = tid; i < count; i += kSortThreads) order[first + atomicAdd(&bins[key_of(first + i)], 1)] = first + i;
 }
 
 }  // namespace sm90

@@ -1,8 +1,9 @@
-// dQ writer warp of the sm90a backward (warp 1): per visited block, for each
-// of the dQ tile's kDqSlices slices, waits for the consumers' fp32 slice in
-// shared memory and bulk reduce-adds it into the accumulator (deterministic
-// mode: after the next higher visible key block, by the per-(b, h, m)
-// semaphore), then hands the buffer back.
+// dQ writer warp of the sm90a backward (warp 1): per visited block, waits
+// until the dQ tile is zeroed (warp 3 below), then for each of the tile's
+// kDqSlices slices waits for the consumers' fp32 slice in shared memory and
+// bulk reduce-adds it into the accumulator (deterministic mode: after the
+// next higher visible key block, by the per-(b, h, m) semaphore), then hands
+// the buffer back.
 #pragma once
 
 #include "bwd_mask.cuh"
@@ -13,6 +14,49 @@ namespace flashmask {
 namespace cuda {
 namespace sm90 {
 namespace bwd {
+
+// Tile state bit: the accumulator tile holds zeros (or sums on top of them).
+// The low bits count the zeroers that claimed the tile (one per visit); the
+// post kernel writes dq = 0 for tiles no visit claimed.
+constexpr int32_t kDqZeroed = 1 << 30;
+
+// dQ tile zeroing (warp 3, the zeroer): the first CTA whose zeroer reaches a
+// dQ tile in its walk zeroes it in L2 (full-sector stores, no DRAM read), so
+// the kernel needs no memset of the whole accumulator before it (whose zeros
+// went to DRAM and were read back by the first add). The zeroer walks the
+// CTA's blocks ahead of everything else, so the zeroing of the front CTA
+// never delays a follower (when the dQ writer zeroed its own tiles, each
+// follower of a long causal column or a document waited for the front CTA's
+// zeroing, which made them 12-15 % slower). The zeroing lanes fence their
+// generic-proxy stores against the async proxy (the bulk adds, of any CTA)
+// before the release; the writers acquire it (wait_dq_tile_zeroed).
+// Deterministic mode keeps the memset (its writers are the critical path:
+// each add waits for the previous one to complete; the zeroer there is
+// untried with this writer, see NOTES.md).
+template <typename Traits>
+__device__ __forceinline__ void dq_zeroer_warp(const BwdKernelParams<Traits>& p, int b, int hk, int n) {
+  const int lane = threadIdx.x % 32;
+  walk_blocks<Traits>(
+      p, b, hk, n, [&](int, int) {},
+      [&](int hq, int, int m, int) {
+        const int64_t tile = (static_cast<int64_t>(b) * p.num_heads + hq) * p.m_blocks + m;
+        int claims = 0;
+        if (lane == 0) claims = atomicAdd(p.dq_state + tile, 1);
+        if (__shfl_sync(0xffffffffu, claims, 0) != 0) return;
+        float4* dst = reinterpret_cast<float4*>(p.dq_acc + tile * Traits::kDqFloats);
+#pragma unroll 8
+        for (int i = lane; i < Traits::kDqFloats / 4; i += 32) dst[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+        fence_proxy_async_global();
+        __threadfence();
+        __syncwarp();
+        if (lane == 0) red_release_or_gpu(p.dq_state + tile, kDqZeroed);
+      });
+}
+
+// Lane 0 of the dQ writer, before its first bulk add into the tile.
+__device__ __forceinline__ void wait_dq_tile_zeroed(const int32_t* state) {
+  while ((ld_acquire_gpu(state) & kDqZeroed) == 0) __nanosleep(64);
+}
 
 template <typename Traits>
 __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
@@ -27,6 +71,8 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
         int target = 0;
         if (p.deterministic) target = next_visible_block<BM, BN>(p, b, hm, m, n) + 1;
         const int64_t tile = (static_cast<int64_t>(b) * p.num_heads + hq) * p.m_blocks + m;
+        // while the consumers compute the block (deterministic mode: memset)
+        if (lane == 0 && !p.deterministic) wait_dq_tile_zeroed(p.dq_state + tile);
 #pragma unroll 1
         for (int s = 0; s < Traits::kDqSlices; ++s) {
           cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqFull);

@@ -73,6 +73,9 @@ __global__ void __launch_bounds__(256) bwd_pre_kernel(const PreArgs a) {
 
 struct PostArgs {
   const float* dq_acc;
+  // 0: no key block visited the tile (dq = 0, the accumulator was never
+  // written); nullptr: every tile was zeroed (deterministic mode)
+  const int32_t* dq_state;
   void* dq;
   int64_t dq_batch_stride, dq_row_stride, dq_head_stride;
   int32_t num_heads, seqlen_q, m_blocks;
@@ -101,6 +104,7 @@ __global__ void __launch_bounds__(Traits::kNumMmaThreads) bwd_post_kernel(const 
   Element* dq = static_cast<Element*>(a.dq) + b * a.dq_batch_stride + int64_t(h) * a.dq_head_stride;
   constexpr int kQuads = BM * DQ / 4;
   static_assert(kQuads % T == 0, "whole float4 steps");
+  const bool visited = a.dq_state == nullptr || a.dq_state[tile_id] != 0;
 #pragma unroll 1
   for (int s = 0; s < Traits::kDqSlices; ++s) {
     if (s > 0) __syncthreads();  // the previous slice is out of the tile
@@ -108,7 +112,7 @@ __global__ void __launch_bounds__(Traits::kNumMmaThreads) bwd_post_kernel(const 
         reinterpret_cast<const float4*>(a.dq_acc + tile_id * Traits::kDqFloats + s * Traits::kDqSliceFloats);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
-      const float4 v = src[k * T + tid];
+      const float4 v = visited ? src[k * T + tid] : make_float4(0.f, 0.f, 0.f, 0.f);
       // (4k, 4k + 1) and (4k + 2, 4k + 3): adjacent columns of one row each
       *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k)) * kStride + get<1>(c(4 * k))]) = make_float2(v.x, v.y);
       *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k + 2)) * kStride + get<1>(c(4 * k + 2))]) =

@@ -1,6 +1,6 @@
 // Small device helpers of the sm90a backward: bulk (TMA-engine) reduce-add of
-// fp32 tiles, proxy fences and the acquire/release accesses of the
-// deterministic-mode semaphores. (The wgmma issue is ../wgmma.cuh.)
+// fp32 tiles, proxy fences and the acquire/release accesses of the dQ tile
+// states and the deterministic-mode semaphores. (The wgmma issue is ../wgmma.cuh.)
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -53,6 +53,11 @@ __device__ __forceinline__ int ld_acquire_gpu(const int32_t* p) {
 __device__ __forceinline__ void st_release_gpu(int32_t* p, int v) {
 #ifdef FM90_BWD_ASM
   asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+#endif
+}
+__device__ __forceinline__ void red_release_or_gpu(int32_t* p, int v) {
+#ifdef FM90_BWD_ASM
+  asm volatile("red.release.gpu.global.or.b32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 #endif
 }
 

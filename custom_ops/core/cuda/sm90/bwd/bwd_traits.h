@@ -239,6 +239,7 @@ struct BwdKernelParams {
   const float* delta;     // rowsum(dO * O); 0 for padding rows
   float* dq_acc;          // [b * H + h][m_block][kDqFloats] in consumer-thread order
   int32_t* sem;           // [b * H + h][m_block], deterministic mode
+  int32_t* dq_state;      // [b * H + h][m_block]: visits that claimed the tile | kDqZeroed
 
   // mask
   const int32_t* startend;  // nullptr: no mask tensor
