@@ -30,9 +30,8 @@ constexpr int32_t kDqZeroed = 1 << 30;
 // zeroing, which made them 12-15 % slower). The zeroing lanes fence their
 // generic-proxy stores against the async proxy (the bulk adds, of any CTA)
 // before the release; the writers acquire it (wait_dq_tile_zeroed).
-// Deterministic mode keeps the memset (its writers are the critical path:
-// each add waits for the previous one to complete; the zeroer there is
-// untried with this writer, see NOTES.md).
+// Deterministic mode: only the first adder of a tile waits for the zeros;
+// the others acquire them with the semaphore of the adder before them.
 template <typename Traits>
 __device__ __forceinline__ void dq_zeroer_warp(const BwdKernelParams<Traits>& p, int b, int hk, int n) {
   const int lane = threadIdx.x % 32;
@@ -71,8 +70,8 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
         int target = 0;
         if (p.deterministic) target = next_visible_block<BM, BN>(p, b, hm, m, n) + 1;
         const int64_t tile = (static_cast<int64_t>(b) * p.num_heads + hq) * p.m_blocks + m;
-        // while the consumers compute the block (deterministic mode: memset)
-        if (lane == 0 && !p.deterministic) wait_dq_tile_zeroed(p.dq_state + tile);
+        // while the consumers compute the block
+        if (lane == 0 && (!p.deterministic || target == 0)) wait_dq_tile_zeroed(p.dq_state + tile);
 #pragma unroll 1
         for (int s = 0; s < Traits::kDqSlices; ++s) {
           cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqFull);

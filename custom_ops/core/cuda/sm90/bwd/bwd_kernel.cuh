@@ -10,9 +10,8 @@
 //              releases the buffer; deterministic mode: first waits on a
 //              per-(b, h, m) semaphore for the next higher visiting key
 //              block (fixed descending order).
-//     warp 3 = dQ zeroer (not in deterministic mode): walks ahead and
-//              zeroes the dQ tiles no CTA has claimed yet (the writers
-//              wait for that).
+//     warp 3 = dQ zeroer: walks ahead and zeroes the dQ tiles no CTA has
+//              claimed yet (the writers wait for that).
 //     warp 2 exits.
 //   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each, or (d256)
 //     sharing 64 keys and splitting the head dim (see bwd_traits.h for the
@@ -82,7 +81,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
       if (lane == 0) producer_warp<Traits>(p, ss, pipe_q, pipe_do, b, hk, n);
     } else if (warp == 1) {
       dq_writer_warp<Traits>(p, ss, b, hk, n);
-    } else if (warp == 3 && !p.deterministic) {
+    } else if (warp == 3) {
       dq_zeroer_warp<Traits>(p, b, hk, n);
     }
   } else {

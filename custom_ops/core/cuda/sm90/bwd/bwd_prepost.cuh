@@ -73,9 +73,7 @@ __global__ void __launch_bounds__(256) bwd_pre_kernel(const PreArgs a) {
 
 struct PostArgs {
   const float* dq_acc;
-  // 0: no key block visited the tile (dq = 0, the accumulator was never
-  // written); nullptr: every tile was zeroed (deterministic mode)
-  const int32_t* dq_state;
+  const int32_t* dq_state;  // 0: no key block visited the tile (dq = 0, the accumulator was never written)
   void* dq;
   int64_t dq_batch_stride, dq_row_stride, dq_head_stride;
   int32_t num_heads, seqlen_q, m_blocks;
@@ -104,7 +102,7 @@ __global__ void __launch_bounds__(Traits::kNumMmaThreads) bwd_post_kernel(const 
   Element* dq = static_cast<Element*>(a.dq) + b * a.dq_batch_stride + int64_t(h) * a.dq_head_stride;
   constexpr int kQuads = BM * DQ / 4;
   static_assert(kQuads % T == 0, "whole float4 steps");
-  const bool visited = a.dq_state == nullptr || a.dq_state[tile_id] != 0;
+  const bool visited = a.dq_state[tile_id] != 0;
 #pragma unroll 1
   for (int s = 0; s < Traits::kDqSlices; ++s) {
     if (s > 0) __syncthreads();  // the previous slice is out of the tile

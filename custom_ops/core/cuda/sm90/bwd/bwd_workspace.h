@@ -18,9 +18,9 @@ namespace bwd {
 // Scratch (256-aligned parts), R = B * H * m_blocks * kBlockM padded rows:
 //   [dq accumulator: R * D fp32][lse_log2: R fp32][delta: R fp32]
 //   [semaphores: B * H * m_blocks int32][tile states: B * H * m_blocks int32]
-// The two int32 arrays are zeroed per call (`counters`); the accumulator
-// tiles are zeroed in the kernel (dq_zeroer_warp in bwd_dq_writer.cuh), in
-// deterministic mode by a memset.
+// Only the two int32 arrays are zeroed per call (`counters`): the
+// accumulator tiles are zeroed in the kernel (dq_zeroer_warp in
+// bwd_dq_writer.cuh).
 // kBlockM must match BwdConfig<D>::kBlockM in bwd_traits.h (static_assert'ed
 // in launch_bwd_sm90.cuh).
 struct Scratch {

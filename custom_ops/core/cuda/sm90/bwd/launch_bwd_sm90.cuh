@@ -38,10 +38,9 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   const int m_blocks = static_cast<int>(Scratch::m_blocks(p));
   const int n_blocks = (p.seqlen_k + BN - 1) / BN;
 
-  // 1. zero the dQ tile states and semaphores (the accumulator only in
-  //    deterministic mode: see dq_zeroer_warp); delta and lse_log2 (padded)
+  // 1. zero the dQ tile states and semaphores (not the accumulator: see
+  //    dq_zeroer_warp); delta and lse_log2 (padded)
   check(cudaMemsetAsync(sc.sem, 0, Scratch::counters_bytes(p), stream), "tile state memset");
-  if (p.deterministic) check(cudaMemsetAsync(sc.dq, 0, Scratch::dq_bytes(p), stream), "dq accumulator memset");
   {
     PreArgs a{};
     a.out = p.out;
@@ -121,7 +120,7 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   {
     PostArgs a{};
     a.dq_acc = sc.dq;
-    a.dq_state = p.deterministic ? nullptr : sc.dq_state;
+    a.dq_state = sc.dq_state;
     a.dq = p.dq;
     a.dq_batch_stride = p.dq_batch_stride;
     a.dq_row_stride = p.dq_row_stride;
