@@ -199,6 +199,19 @@ def test_deterministic_bitwise(causal, ncols, d):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("causal,ncols", [(True, 2), (False, 4)])
+def test_deterministic_many_key_blocks(causal, ncols):
+    """Per-head document masks over more than 32 key blocks of 128: the
+    deterministic order's scan for the next key block (32 per warp step,
+    bounded by each query block's last visible key block) crosses steps."""
+    gen = torch.Generator().manual_seed(4)
+    idx = random_startend(gen, 1, 2, 4160, 4160, causal, ncols, kind="doc")
+    r1 = run_case(1, 4160, 4160, 2, 1, 128, torch.bfloat16, causal, idx, deterministic=True)
+    r2 = run_case(1, 4160, 4160, 2, 1, 128, torch.bfloat16, causal, idx, deterministic=True)
+    for a, b in zip(r1, r2):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("d", [64, 128])
 def test_misaligned_views(d):
     """q, k, v as dense views 2 bytes past a 16-byte boundary: the door copies

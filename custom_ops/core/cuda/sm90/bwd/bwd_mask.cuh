@@ -59,18 +59,24 @@ FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
 // n' > n whose (m, n') block is not fully masked for this mask head (-1: none,
 // n adds first). Descending, not ascending: under a causal mask key block n
 // reaches query block m one step after key block n + 1 did, so nobody idles
-// (ascending order chains every column behind key block 0). One warp; all
-// lanes get it.
+// (ascending order chains every column behind key block 0). With a mask the
+// scan stops at the tile's last visible key block (last_visible_kernel), so
+// the first adder of a tile (e.g. a document's last key block) does not scan
+// every later key block of the row: at 32K that was up to 8 dependent warp
+// steps per block, on the chain's first link. One warp; all lanes get it.
 template <int BM, int BN, class P>
 __device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int m, int n) {
   const int n_blocks = (p.seqlen_k + BN - 1) / BN;
   const int lane = threadIdx.x % 32;
   // without a mask tensor the visible key blocks of a query block are a prefix
   const int span = p.bounds == nullptr ? 1 : 32;
-  for (int base = n + 1; base < n_blocks; base += span) {
+  const int last = p.last_visible == nullptr
+                       ? n_blocks - 1
+                       : p.last_visible[(static_cast<int64_t>(b) * p.mask_heads + hm) * p.m_blocks + m];
+  for (int base = n + 1; base <= last; base += span) {
     const int n2 = base + lane;
     bool vis = false;
-    if (lane < span && n2 < n_blocks) {
+    if (lane < span && n2 <= last) {
       const TileBounds t = key_block_bounds<BN>(p, b, hm, n2);
       vis = block_kind_col<BM, BN>(t, m, n2, p.seqlen_q, p.seqlen_k, p.causal) !=
             static_cast<int>(TileKind::kFullyMasked);
@@ -80,6 +86,35 @@ __device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int
     if (p.bounds == nullptr) break;
   }
   return -1;
+}
+
+// Deterministic mode with a mask tensor, before the main kernel: the last key
+// block that query block m sees, per (b, mask head, m) (-1: none). One warp
+// per query block, 32 key blocks per step from the last one down.
+template <int BM, int BN, class P>
+__global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant__ P p) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (w >= static_cast<int64_t>(p.batch) * p.mask_heads * p.m_blocks) return;  // whole warps
+  const int m = static_cast<int>(w % p.m_blocks);
+  const int hm = static_cast<int>((w / p.m_blocks) % p.mask_heads);
+  const int b = static_cast<int>(w / (static_cast<int64_t>(p.m_blocks) * p.mask_heads));
+  int last = -1;
+  for (int top = (p.seqlen_k + BN - 1) / BN - 1; top >= 0; top -= 32) {
+    const int n = top - lane;
+    bool vis = false;
+    if (n >= 0) {
+      const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
+      vis = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal) !=
+            static_cast<int>(TileKind::kFullyMasked);
+    }
+    const unsigned bal = __ballot_sync(0xffffffffu, vis);
+    if (bal != 0u) {
+      last = top - (__ffs(bal) - 1);  // lowest lane = highest block
+      break;
+    }
+  }
+  if (lane == 0) p.last_visible[w] = last;
 }
 
 // After a fully masked query block m: the next block that may be visible. A

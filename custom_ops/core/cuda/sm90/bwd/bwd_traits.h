@@ -240,6 +240,7 @@ struct BwdKernelParams {
   float* dq_acc;          // [b * H + h][m_block][kDqFloats] in consumer-thread order
   int32_t* sem;           // [b * H + h][m_block], deterministic mode
   int32_t* dq_state;      // [b * H + h][m_block]: visits that claimed the tile | kDqZeroed
+  int32_t* last_visible;  // [b * mask heads + hm][m_block]: deterministic mode with a mask, else null
 
   // mask
   const int32_t* startend;  // nullptr: no mask tensor

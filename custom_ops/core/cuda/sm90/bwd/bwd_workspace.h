@@ -18,7 +18,8 @@ namespace bwd {
 // Scratch (256-aligned parts), R = B * H * m_blocks * kBlockM padded rows:
 //   [dq accumulator: R * D fp32][lse_log2: R fp32][delta: R fp32]
 //   [semaphores: B * H * m_blocks int32][tile states: B * H * m_blocks int32]
-// Only the two int32 arrays are zeroed per call (`counters`): the
+//   [last visible key block per query block: B * H * m_blocks int32]
+// Only the first two int32 arrays are zeroed per call (`counters`): the
 // accumulator tiles are zeroed in the kernel (dq_zeroer_warp in
 // bwd_dq_writer.cuh).
 // kBlockM must match BwdConfig<D>::kBlockM in bwd_traits.h (static_assert'ed
@@ -34,13 +35,16 @@ struct Scratch {
   static size_t vec_bytes(const BwdParams& p) { return a256(rows(p) * 4); }
   static size_t sem_bytes(const BwdParams& p) { return a256(size_t(p.batch) * p.num_heads * m_blocks(p) * 4); }
   static size_t counters_bytes(const BwdParams& p) { return 2 * sem_bytes(p); }
-  static size_t bytes(const BwdParams& p) { return 256 + dq_bytes(p) + 2 * vec_bytes(p) + counters_bytes(p); }
+  static size_t bytes(const BwdParams& p) {
+    return 256 + dq_bytes(p) + 2 * vec_bytes(p) + counters_bytes(p) + sem_bytes(p);
+  }
 
   float* dq;
   float* lse_log2;
   float* delta;
   int32_t* sem;       // deterministic mode: 1 + the last key block that added
   int32_t* dq_state;  // claims of the tile (low bits) | kDqZeroed
+  int32_t* last_visible;  // deterministic mode with a mask (last_visible_kernel)
   Scratch(const BwdParams& p, void* base) {
     uintptr_t a = (reinterpret_cast<uintptr_t>(base) + 255) & ~uintptr_t(255);
     dq = reinterpret_cast<float*>(a);
@@ -52,6 +56,8 @@ struct Scratch {
     sem = reinterpret_cast<int32_t*>(a);
     a += sem_bytes(p);
     dq_state = reinterpret_cast<int32_t*>(a);
+    a += sem_bytes(p);
+    last_visible = reinterpret_cast<int32_t*>(a);
   }
 };
 

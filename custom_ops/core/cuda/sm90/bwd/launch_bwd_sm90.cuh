@@ -106,6 +106,15 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   set_shared_params<kPrepTileN>(kp, p, bounds);
   kp.m_blocks = m_blocks;
   kp.deterministic = p.deterministic;
+  // deterministic mode with a mask: each query block's last visible key
+  // block, which bounds the add order's scan (next_visible_block)
+  kp.last_visible = nullptr;
+  if (p.deterministic && kp.bounds != nullptr) {
+    kp.last_visible = sc.last_visible;
+    const int64_t threads = int64_t(p.batch) * kp.mask_heads * m_blocks * 32;
+    last_visible_kernel<BM, BN><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(kp);
+    check(cudaGetLastError(), "last visible key block kernel");
+  }
 
   auto kernel = bwd_kernel_sm90<Traits>;
   constexpr int smem = Traits::kSmemBytes;
