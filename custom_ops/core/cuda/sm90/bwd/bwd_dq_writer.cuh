@@ -90,7 +90,7 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
                 // the adds are complete and, past the proxy fence, ordered before the
                 // release (as CUTLASS's arrive_inc: acq_rel fence + store); a
                 // __threadfence (fence.sc) here cost ~1 us on every link of the chain,
-                // 4-10 % of the deterministic backward
+                // 2-10 % of the deterministic backward
                 bulk_wait_all();
                 fence_proxy_async_global();
                 st_release_gpu(sem, n + 1);
