@@ -46,6 +46,15 @@ FM90_HD int block_kind_col(const TileBounds& t, int m, int n, int seqlen_q, int 
   return static_cast<int>(k);
 }
 
+// Whether block (m, n) is not fully masked for mask head hm (the deterministic
+// order's scans; the walks classify once per head instead).
+template <int BM, int BN, class P>
+__device__ __forceinline__ bool block_visible(const P& p, int b, int hm, int m, int n) {
+  const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
+  return block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal) !=
+         static_cast<int>(TileKind::kFullyMasked);
+}
+
 // First query block that can see key block n (causal rows i < c0 - shift see none of it).
 template <int BM, int BN>
 FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
@@ -75,12 +84,7 @@ __device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int
                        : p.last_visible[(static_cast<int64_t>(b) * p.mask_heads + hm) * p.m_blocks + m];
   for (int base = n + 1; base <= last; base += span) {
     const int n2 = base + lane;
-    bool vis = false;
-    if (lane < span && n2 <= last) {
-      const TileBounds t = key_block_bounds<BN>(p, b, hm, n2);
-      vis = block_kind_col<BM, BN>(t, m, n2, p.seqlen_q, p.seqlen_k, p.causal) !=
-            static_cast<int>(TileKind::kFullyMasked);
-    }
+    const bool vis = lane < span && n2 <= last && block_visible<BM, BN>(p, b, hm, m, n2);
     const unsigned bal = __ballot_sync(0xffffffffu, vis);
     if (bal != 0u) return base + (__ffs(bal) - 1);  // lowest lane = lowest block
     if (p.bounds == nullptr) break;
@@ -102,12 +106,7 @@ __global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant
   int last = -1;
   for (int top = (p.seqlen_k + BN - 1) / BN - 1; top >= 0; top -= 32) {
     const int n = top - lane;
-    bool vis = false;
-    if (n >= 0) {
-      const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
-      vis = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal) !=
-            static_cast<int>(TileKind::kFullyMasked);
-    }
+    const bool vis = n >= 0 && block_visible<BM, BN>(p, b, hm, m, n);
     const unsigned bal = __ballot_sync(0xffffffffu, vis);
     if (bal != 0u) {
       last = top - (__ffs(bal) - 1);  // lowest lane = highest block
