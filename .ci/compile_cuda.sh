@@ -59,7 +59,7 @@ $NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -I"$ROOT/custom_
   "$ROOT/custom_ops/core/cuda/sm90/bwd/test/walk_host_test.cu" -o "$WORK/walk_host_test"
 "$WORK/walk_host_test"
 # and of the sm90 forward's block kinds and element masks against mask_bounds.h
-step "mask_host_test (sm90 forward block kinds, column intervals, causal-only rule)"
+step "mask_host_test (sm90 forward block kinds, column intervals, row bits, causal-only rule)"
 $NVCC -std=c++17 -I"$ROOT/custom_ops" -I"$FLASHMASK_CUTLASS_INCLUDE" \
   "$ROOT/custom_ops/core/cuda/sm90/test/mask_host_test.cu" -o "$WORK/mask_host_test"
 "$WORK/mask_host_test"

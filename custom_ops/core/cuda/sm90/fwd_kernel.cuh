@@ -1,10 +1,12 @@
 // The sm90a forward kernel: persistent, warp-specialized.
 //   warpgroup 0: producer (setmaxnreg.dec); its warp 0 runs the scheduler,
-//                the TMA loads and the mask messages, warps 1-3 exit.
+//                the TMA loads and the meta messages, warps 1-3 are the mask
+//                warps (partial blocks' row bits, mask_warps.cuh).
 //   warpgroups 1, 2: consumers (setmaxnreg.inc), 64 query rows each.
 // Barriers: K and V pipelines (TMA, kStages each), the meta pipeline
-// (producer warp -> consumers, kMetaStages), Q full (TMA) and Q empty per
-// Q buffer (kQStages); named: the consumers' O staging (kTmaStoreO).
+// (producer or mask warp -> consumers, kMetaStages), Q full (TMA) and Q
+// empty per Q buffer (kQStages), mask jobs (kJobSlots); named: the
+// consumers' O staging (kTmaStoreO).
 #pragma once
 
 #include "kernel_traits.h"
@@ -37,6 +39,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
       cutlass::arch::ClusterTransactionBarrier::init(&ss.bar_q_full[i], 1);
       cutlass::arch::ClusterBarrier::init(&ss.bar_q_empty[i], Traits::kQEmptyArrivals);
     }
+    for (int i = 0; i < Traits::kJobSlots; ++i) cutlass::arch::ClusterBarrier::init(&ss.bar_job[i], 1);
   }
 
   const auto kv_params =
@@ -56,7 +59,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
 
   if (warp_group == 0) {
     cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegs>();
-    if (warp == 0) ProducerMainloop<Traits>{p, ss, pipe_k, pipe_v, pipe_meta}.run();
+    if (warp == 0)
+      ProducerMainloop<Traits>{p, ss, pipe_k, pipe_v, pipe_meta}.run();
+    else if (warp <= Traits::kMaskWarps)
+      MaskWarps<Traits>{p, ss, pipe_meta}.run(warp - 1);
   } else {
     cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegs>();
     ConsumerMainloop<Traits>{p, ss, pipe_k, pipe_v, pipe_meta}.run(threadIdx.x - 128);

@@ -26,17 +26,21 @@ constexpr int kPrepTileN = 64;
 // One message of the producer -> consumer "meta" pipeline. head.x is the type:
 //   kMsgTile: a work tile starts, head = {type, batch, head, m_block}
 //   kMsgKey:  a key tile is coming through K/V, head = {type, n_block, kind, 0};
-//             for a partial tile, cols[c] = {lo0, hi0, lo1, hi1}: column c masks
-//             rows [lo0, hi0) and [lo1, hi1) (both FlashMask bands, causal and
-//             the seqlen_k tail folded in by the producer)
+//             for a partial tile, bit i of row_bits[w][c] masks row 16 w + i of
+//             the work tile for key column c (both FlashMask bands, causal and
+//             the seqlen_k tail folded in by a mask warp; see mask.cuh)
 //   kMsgEnd:  the work tile has no more key tiles
 //   kMsgExit: no more work tiles
 enum MsgType : int { kMsgExit = 0, kMsgTile = 1, kMsgKey = 2, kMsgEnd = 3 };
 
-template <int BN>
+template <int BM, int BN>
 struct alignas(16) MetaMsg {
   int4 head;
-  int4 cols[BN];
+  // a partial tile's job for the mask warps: the mask columns of the work
+  // tile's (batch, mask head) and its first row
+  const int32_t* col0;
+  int32_t r0, unused;
+  uint16_t row_bits[BM / 16][BN];  // one 16-row slice (a consumer warp's rows) per word
 };
 
 template <typename Element_, int kHeadDim_>
@@ -70,6 +74,14 @@ struct FwdTraits {
   // the extra step made ptxas spill inside the key loop).
   static constexpr bool kCausalOnlyBlocks = kHeadDim <= 128;
   static constexpr int kMetaStages = kStages + 3;
+  // Warps 1-3 of the producer warpgroup turn partial tiles' mask columns into
+  // row bits (mask_warps.cuh), so the producer warp only posts the job. Job j
+  // goes to mask warp j % kMaskWarps through job slot j % kJobSlots: each
+  // slot belongs to one mask warp, and a slot is reused only after its last
+  // job's message was committed (at most kMetaStages messages are in flight).
+  static constexpr int kMaskWarps = 3;
+  static constexpr int kJobSlots = 6;
+  static_assert(kJobSlots % kMaskWarps == 0 && kJobSlots >= kMetaStages, "mask job slots");
   static constexpr int kNumMmaThreads = 128 * kNumMmaWarpGroups;
   static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
   // setmaxnreg split. setmaxnreg only moves registers within what the CTA
@@ -128,7 +140,7 @@ struct FwdTraits {
   using PipelineKV = cutlass::PipelineTmaAsync<kStages>;
   using PipelineMeta = cutlass::PipelineAsync<kMetaStages>;
   using QState = cutlass::PipelineState<kQStages>;  // which Q buffer, and its barrier phase
-  using Msg = MetaMsg<kBlockN>;
+  using Msg = MetaMsg<kBlockM, kBlockN>;
 
   struct SharedStorage {
     cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>, 1024> smem_q;
@@ -142,6 +154,8 @@ struct FwdTraits {
     // Q buffer free again: every consumer thread done with Q (arrival 256), or
     // with kTmaStoreO the O store out of it has read it (arrival 1)
     alignas(8) uint64_t bar_q_empty[kQStages];
+    alignas(8) uint64_t bar_job[kJobSlots];  // a mask job was posted (arrival 1)
+    int job_stage[kJobSlots];                // its meta stage
   };
   static constexpr int kQEmptyArrivals = kTmaStoreO ? 1 : kNumMmaThreads;
   static constexpr int kBarOStaged = 2;  // named barrier: both warpgroups staged their O rows

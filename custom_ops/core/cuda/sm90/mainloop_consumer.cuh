@@ -121,10 +121,10 @@ struct ConsumerMainloop {
         ++tiles_done;
       };
       Tensor tSrQi = tSrQ(_, _, _, qi);
-      // the mask of a partial (column intervals) or causal-only block
+      // the mask of a partial (row bits per column) or causal-only block
       auto mask_block = [&](const int4& key_msg) {
         if (key_msg.z == kBlockPartial)
-          apply_mask(s_rc, cs_rc, ss.meta[meta_read.index()].cols, row0);
+          apply_mask<BN>(s_rc, cs_rc, ss.meta[meta_read.index()].row_bits);
         else if (Traits::kCausalOnlyBlocks && key_msg.z == kBlockCausalOnly)
           apply_causal_mask(s_rc, cs_rc, row0 + p.seqlen_k - p.seqlen_q - key_msg.y * BN);
       };

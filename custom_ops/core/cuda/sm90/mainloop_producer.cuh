@@ -8,15 +8,17 @@
 //   3. walks the key blocks from the last to the first, classifying 32 at a
 //      time (one per lane, ballot): fully masked blocks are skipped, i.e.
 //      never loaded; for each other block it sends a kMsgKey message (the
-//      block index, its kind and, for a partial block, the 2 row intervals of
-//      each column, decoded by the 32 lanes) and then TMA-loads K(n), and
+//      block index and its kind; a partial block's message goes to a mask
+//      warp, which adds one bit per (row, column) and commits it) and then
+//      TMA-loads K(n), and
 //      V(previous block) - the order the consumers use them in,
 //   4. sends kMsgEnd.
-// After the last tile it sends kMsgExit.
+// After the last tile it sends kMsgExit, once per mask warp (as their jobs).
 #pragma once
 
 #include "kernel_traits.h"
 #include "mask.cuh"
+#include "mask_warps.cuh"
 #include "tile_scheduler.cuh"
 
 namespace flashmask {
@@ -64,6 +66,7 @@ struct ProducerMainloop {
     MaskGeom g{p.bounds, p.n_tiles64, p.seqlen_q, p.seqlen_k, p.seqlen_k - p.seqlen_q, p.causal};
     if (p.startend == nullptr) g.bounds = nullptr;
 
+    int jobs = 0;  // partial blocks handed to the mask warps
     TileScheduler<Traits> sched(p);
     for (; sched.valid(); sched.advance()) {
       const WorkTile w = sched.decode();
@@ -112,25 +115,22 @@ struct ProducerMainloop {
           const int n = base - l;
           int kind = __shfl_sync(0xffffffffu, kind_lane, l);
           if (!Traits::kCausalOnlyBlocks && kind == kBlockCausalOnly) kind = kBlockPartial;
-          send(meta_state, [&](typename Traits::Msg& m) {
-            if (leader) m.head = make_int4(kMsgKey, n, kind, 0);
-            if (kind == kBlockPartial) {
-              // several column loads of a lane in flight before the first
-              // store: a partial block costs ~2 global latencies, not BN / 32
-              // (in pairs: 2 x 4 raw ints fit the producer's 56 registers)
-#pragma unroll
-              for (int k0 = 0; k0 < BN / 32; k0 += 2) {
-                int32_t raw[2][4];
-#pragma unroll
-                for (int k = 0; k < 2; ++k) load_column(col0, p.ncols, n * BN + lane + 32 * (k0 + k), g, raw[k]);
-#pragma unroll
-                for (int k = 0; k < 2; ++k) {
-                  const int c = lane + 32 * (k0 + k);
-                  m.cols[c] = encode_column(raw[k], col0 != nullptr, p.ncols, n * BN + c, g);
-                }
-              }
+          if (kind == kBlockPartial) {  // a mask warp adds the row bits and commits
+            pipe_meta.producer_acquire(meta_state);
+            if (leader) {
+              typename Traits::Msg& m = ss.meta[meta_state.index()];
+              m.head = make_int4(kMsgKey, n, kind, 0);
+              m.col0 = col0;
+              m.r0 = r0;
+              MaskWarps<Traits>::post(ss, jobs, meta_state.index());
             }
-          });
+            ++jobs;
+            ++meta_state;
+          } else {
+            send(meta_state, [&](typename Traits::Msg& m) {
+              if (leader) m.head = make_int4(kMsgKey, n, kind, 0);
+            });
+          }
           if (leader) {
             pipe_k.producer_acquire(k_state);
             copy(p.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKgK(_, n), tKsK(_, k_state.index()));
@@ -154,9 +154,16 @@ struct ProducerMainloop {
         if (leader) m.head = make_int4(kMsgEnd, 0, 0, 0);
       });
     }
-    send(meta_state, [&](typename Traits::Msg& m) {
-      if (leader) m.head = make_int4(kMsgExit, 0, 0, 0);
-    });
+    // one kMsgExit per mask warp, as its last job (the consumers stop at the first)
+    for (int i = 0; i < Traits::kMaskWarps; ++i) {
+      pipe_meta.producer_acquire(meta_state);
+      if (leader) {
+        ss.meta[meta_state.index()].head = make_int4(kMsgExit, 0, 0, 0);
+        MaskWarps<Traits>::post(ss, jobs, meta_state.index());
+      }
+      ++jobs;
+      ++meta_state;
+    }
     // no TMA may still be in flight into a CTA whose consumers have left
     if (leader) {
       pipe_k.producer_tail(k_state);

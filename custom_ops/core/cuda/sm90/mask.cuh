@@ -5,9 +5,11 @@
 //     The producer (what to load), the work counter of the scheduler and,
 //     through the meta messages, the consumers all use this one function.
 //   * encode_column(): the producer folds a key column's FlashMask bands,
-//     causal masking and the seqlen_k tail into two row intervals.
+//     causal masking and the seqlen_k tail into two row intervals, and
+//     row_mask_word() turns them into one bit per row of the work tile.
 //   * apply_mask(): consumers test each score of a partial block against the
-//     two intervals of its column (read from the meta message in smem);
+//     row bits of its column (read from the meta message in smem; one shift
+//     per column pair and one bit test per score);
 //     apply_causal_mask(): a causal-only block (the diagonal: no band reaches
 //     its rows) needs one compare per score and no column data at all.
 #pragma once
@@ -80,7 +82,9 @@ FM90_HD int block_kind(const MaskGeom& g, const TileBounds* tb, int r0, int r1,
 
 // The raw ncols ints of key column j (zeros past seqlen_k or without a mask
 // tensor). Predicated loads with no data-dependent branch, so the loads of
-// several columns can all be in flight at once.
+// several columns can all be in flight at once. kMaxCols >= ncols: the ints
+// past it are constant zeros (no registers held for them while in flight).
+template <int kMaxCols = 4>
 FM90_HD void load_column(const int32_t* col0, int ncols, int j, const MaskGeom& g,
                                             int32_t (&raw)[4]) {
   const bool ok = col0 != nullptr && j < g.seqlen_k;
@@ -88,9 +92,9 @@ FM90_HD void load_column(const int32_t* col0, int ncols, int j, const MaskGeom& 
 #pragma unroll
   for (int t = 0; t < 4; ++t) {
 #if defined(__CUDA_ARCH__)
-    raw[t] = (ok && t < ncols) ? __ldg(c + t) : 0;
+    raw[t] = (t < kMaxCols && ok && t < ncols) ? __ldg(c + t) : 0;
 #else
-    raw[t] = (ok && t < ncols) ? c[t] : 0;
+    raw[t] = (t < kMaxCols && ok && t < ncols) ? c[t] : 0;
 #endif
   }
 }
@@ -110,20 +114,44 @@ FM90_HD int4 encode_column(const int32_t (&raw)[4], bool has_mask, int ncols, in
   return make_int4(c.lts, c.lte, c.uts, c.ute);
 }
 
+// Bit i of the result: row row_base + i lies in [iv.x, iv.y) or [iv.z, iv.w)
+// (iv: encode_column's intervals). Shifts by 32 or more give 0 (clamped
+// funnel shifts on the device), so no interval needs a branch.
+FM90_HD uint32_t shl_ones_clamped(int s) {  // 0xffffffff << s, 0 from s = 32 on; s >= 0
+#if defined(__CUDA_ARCH__)
+  return __funnelshift_lc(0u, 0xffffffffu, static_cast<unsigned>(s));
+#else
+  return s >= 32 ? 0u : 0xffffffffu << s;
+#endif
+}
+FM90_HD uint32_t rows_in(int lo, int hi, int row_base) {  // bits of [lo, hi) from row_base
+  // max() first: lo may be INT_MIN (the seqlen_k tail), lo - row_base would wrap
+  return shl_ones_clamped(max(lo, row_base) - row_base) & ~shl_ones_clamped(max(hi, row_base) - row_base);
+}
+FM90_HD uint32_t row_mask_word(const int4& iv, int row_base) {
+  return rows_in(iv.x, iv.y, row_base) | rows_in(iv.z, iv.w, row_base);
+}
+
 // Scores of a partial block (rowcol view `s`, coordinate view `c` of the same
 // shape, coordinates relative to the block) -> -inf where masked.
-template <class TS, class TC>
-__device__ __forceinline__ void apply_mask(TS& s, const TC& c, const int4* cols, int row0) {
+// `row_bits[w][col]`: bit i masks row 16 w + i of the block for key column
+// col (16-bit words, so each warp's 16 rows are one word per column). The
+// wgmma accumulator gives a thread rows r and r + 8 and column pairs (col,
+// col + 1), col even: one 32-bit load serves four scores.
+template <int BN, class TS, class TC>
+__device__ __forceinline__ void apply_mask(TS& s, const TC& c, const uint16_t (*row_bits)[BN]) {
   using namespace cute;
+  static_assert(decltype(size<0>(s))::value == 2, "rows r and r + 8 per thread");
+  const int r = get<0>(c(0, 0));
+  const uint32_t* bits = reinterpret_cast<const uint32_t*>(row_bits[r / 16]);
+  const int shift = r % 16;
 #pragma unroll
-  for (int ni = 0; ni < size<1>(s); ++ni) {
-    const int4 cb = cols[get<1>(c(0, ni))];
-#pragma unroll
-    for (int mi = 0; mi < size<0>(s); ++mi) {
-      const int i = row0 + get<0>(c(mi, ni));
-      const bool masked = (i >= cb.x && i < cb.y) || (i >= cb.z && i < cb.w);
-      if (masked) s(mi, ni) = -CUDART_INF_F;
-    }
+  for (int ni = 0; ni < size<1>(s); ni += 2) {
+    const uint32_t w = bits[get<1>(c(0, ni)) / 2] >> shift;  // col: low half, col + 1: high half
+    if (w & 0x1u) s(0, ni) = -CUDART_INF_F;
+    if (w & 0x100u) s(1, ni) = -CUDART_INF_F;
+    if (w & 0x10000u) s(0, ni + 1) = -CUDART_INF_F;
+    if (w & 0x1000000u) s(1, ni + 1) = -CUDART_INF_F;
   }
 }
 

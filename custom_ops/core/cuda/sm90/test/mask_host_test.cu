@@ -3,8 +3,9 @@
 //   * block_kind (merged prep TileBounds, computed here as prep.cu does):
 //     fully masked => every element masked; unmasked => none masked;
 //     n_block_end: no unmasked element at or past it;
-//   * encode_column + the consumer's 2-interval test == element_masked, for
-//     every (row, column) of the partial blocks, keys past seqlen_k included;
+//   * encode_column + the 2-interval test (the backward's) and the row bits
+//     of row_mask_word (the forward's) == element_masked, for every (row,
+//     column) of the partial blocks, keys past seqlen_k included;
 //   * causal-only blocks: the consumer's one-compare rule == element_masked.
 //   nvcc -std=c++17 -I<repo>/custom_ops -I<cutlass>/include mask_host_test.cu -o t && ./t
 #include <cstdio>
@@ -78,7 +79,9 @@ static long run_case(std::mt19937& rng, int sq, int sk, bool causal, int ncols, 
           const int4 cb = encode_column(raw, col0 != nullptr, ncols, j, g);
           for (int i = r0; i < r0 + BM; ++i) {  // the kernel tests padding rows too
             const bool got = (i >= cb.x && i < cb.y) || (i >= cb.z && i < cb.w);
-            if (i < sq && got != masked_ref(i, j)) ++errors;
+            const int base = r0 + (i - r0) / 32 * 32;
+            const bool bit = (row_mask_word(cb, base) >> (i - base)) & 1u;
+            if (i < sq && (got != masked_ref(i, j) || bit != got)) ++errors;
           }
         }
       }
