@@ -4,9 +4,10 @@
 //     them merged).
 //     The producer (what to load), the work counter of the scheduler and,
 //     through the meta messages, the consumers all use this one function.
-//   * encode_column(): the producer folds a key column's FlashMask bands,
-//     causal masking and the seqlen_k tail into two row intervals, and
-//     row_mask_word() turns them into one bit per row of the work tile.
+//   * encode_column(): a key column's FlashMask bands, causal masking and
+//     the seqlen_k tail folded into two row intervals (by the forward's mask
+//     warps and the backward's consumers); row_mask_word() turns them into
+//     one bit per row of the forward's work tile.
 //   * apply_mask(): consumers test each score of a partial block against the
 //     row bits of its column (read from the meta message in smem; one shift
 //     per column pair and one bit test per score);
