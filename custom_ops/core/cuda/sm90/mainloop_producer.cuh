@@ -46,6 +46,20 @@ struct ProducerMainloop {
     ++st;
   }
 
+  // A message a mask warp completes and commits (a partial block's row bits,
+  // or its kMsgExit); `fill(msg)` runs on the leader lane before the post.
+  template <typename Fill>
+  __device__ __forceinline__ void send_job(cutlass::PipelineState<Traits::kMetaStages>& st, int& jobs,
+                                           Fill&& fill) {
+    pipe_meta.producer_acquire(st);
+    if (threadIdx.x % 32 == 0) {
+      fill(ss.meta[st.index()]);
+      MaskWarps<Traits>::post(ss, jobs, st.index());
+    }
+    ++jobs;
+    ++st;
+  }
+
   __device__ void run() {
     const int lane = threadIdx.x % 32;
     const bool leader = lane == 0;
@@ -63,7 +77,7 @@ struct ProducerMainloop {
     Tensor sK = make_tensor(make_smem_ptr(ss.smem_k.data()), typename Traits::SmemLayoutK{});
     Tensor sV = make_tensor(make_smem_ptr(ss.smem_v.data()), typename Traits::SmemLayoutV{});
 
-    MaskGeom g{p.bounds, p.n_tiles64, p.seqlen_q, p.seqlen_k, p.seqlen_k - p.seqlen_q, p.causal};
+    MaskGeom g = mask_geom(p);
     if (p.startend == nullptr) g.bounds = nullptr;
 
     int jobs = 0;  // partial blocks handed to the mask warps
@@ -115,17 +129,12 @@ struct ProducerMainloop {
           const int n = base - l;
           int kind = __shfl_sync(0xffffffffu, kind_lane, l);
           if (!Traits::kCausalOnlyBlocks && kind == kBlockCausalOnly) kind = kBlockPartial;
-          if (kind == kBlockPartial) {  // a mask warp adds the row bits and commits
-            pipe_meta.producer_acquire(meta_state);
-            if (leader) {
-              typename Traits::Msg& m = ss.meta[meta_state.index()];
+          if (kind == kBlockPartial) {  // a mask warp adds the row bits
+            send_job(meta_state, jobs, [&](typename Traits::Msg& m) {
               m.head = make_int4(kMsgKey, n, kind, 0);
               m.col0 = col0;
               m.r0 = r0;
-              MaskWarps<Traits>::post(ss, jobs, meta_state.index());
-            }
-            ++jobs;
-            ++meta_state;
+            });
           } else {
             send(meta_state, [&](typename Traits::Msg& m) {
               if (leader) m.head = make_int4(kMsgKey, n, kind, 0);
@@ -155,15 +164,8 @@ struct ProducerMainloop {
       });
     }
     // one kMsgExit per mask warp, as its last job (the consumers stop at the first)
-    for (int i = 0; i < Traits::kMaskWarps; ++i) {
-      pipe_meta.producer_acquire(meta_state);
-      if (leader) {
-        ss.meta[meta_state.index()].head = make_int4(kMsgExit, 0, 0, 0);
-        MaskWarps<Traits>::post(ss, jobs, meta_state.index());
-      }
-      ++jobs;
-      ++meta_state;
-    }
+    for (int i = 0; i < Traits::kMaskWarps; ++i)
+      send_job(meta_state, jobs, [&](typename Traits::Msg& m) { m.head = make_int4(kMsgExit, 0, 0, 0); });
     // no TMA may still be in flight into a CTA whose consumers have left
     if (leader) {
       pipe_k.producer_tail(k_state);

@@ -34,6 +34,13 @@ struct MaskGeom {
   bool causal;
 };
 
+// The geometry from a kernel's parameters (the forward's and the backward's
+// have these fields under the same names).
+template <class Params>
+FM90_HD MaskGeom mask_geom(const Params& p) {
+  return MaskGeom{p.bounds, p.n_tiles64, p.seqlen_q, p.seqlen_k, p.seqlen_k - p.seqlen_q, p.causal};
+}
+
 FM90_HD int mask_head_of(int h, int mask_heads, int num_heads, int num_heads_k) {
   if (mask_heads <= 1) return 0;
   if (mask_heads == num_heads) return h;

@@ -89,7 +89,7 @@ struct MaskWarps {
   // mask warp `self` (0 .. kMaskWarps - 1): jobs self, self + kMaskWarps, ...
   __device__ void run(int self) {
     const int lane = threadIdx.x % 32;
-    const MaskGeom g{nullptr, p.n_tiles64, p.seqlen_q, p.seqlen_k, p.seqlen_k - p.seqlen_q, p.causal};
+    const MaskGeom g = mask_geom(p);  // its bounds go unused here
     for (int j = self;; j += Traits::kMaskWarps) {
       if (lane == 0) wait_job(j);
       __syncwarp();  // lane 0's acquire of the job covers the warp

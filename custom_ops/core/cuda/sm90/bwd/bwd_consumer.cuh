@@ -68,7 +68,7 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   Tensor tdSsdS = thr_sdp.partition_C(sdSt);  // (MMA, MMA_M, MMA_N, 2), same order as rdS
 
   const int c0 = n * BN;
-  MaskGeom g{p.bounds, p.n_tiles64, p.seqlen_q, p.seqlen_k, p.seqlen_k - p.seqlen_q, p.causal};
+  MaskGeom g = mask_geom(p);
   int4* smem_iv = ss.smem_iv.data();  // masked query rows per key (kept out of registers)
 
   clear(tdVrdV);

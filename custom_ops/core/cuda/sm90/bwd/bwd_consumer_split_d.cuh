@@ -82,7 +82,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   Tensor tdSsdS = thr_sdp.partition_C(sdSt);
 
   const int c0 = n * BN;
-  MaskGeom g{p.bounds, p.n_tiles64, p.seqlen_q, p.seqlen_k, p.seqlen_k - p.seqlen_q, p.causal};
+  MaskGeom g = mask_geom(p);
   int4* smem_iv = ss.smem_iv.data() + wg * BN;  // both warpgroups hold every key: one table each
 
   clear(tdVrdV);
