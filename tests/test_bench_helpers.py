@@ -27,3 +27,24 @@ def test_pairs_and_four_columns_match_dense(name, seqlen):
 def test_pairs_without_mask_tensor(causal, sq, sk):
     dense = masks.to_dense(np.full([1, 1, sk, 1], sq, np.int32), True, sq) if causal else np.ones([1, 1, sq, sk])
     assert unmasked_pairs(None, causal, sq, sk, batch=3) == 3 * int(dense.sum())
+
+
+@pytest.mark.parametrize("seqlen,window", [(1000, 300), (1000, 128), (1000, 1000), (640, 64), (513, 129)])
+def test_tile_cost_blocks_per_tile_counts_visible_key_blocks(seqlen, window):
+    from tile_cost import BLOCK_M, BLOCK_N, blocks_per_tile
+
+    lts = np.minimum(np.arange(seqlen) + window, seqlen).astype(np.int32).reshape(1, 1, seqlen, 1)
+    visible = masks.to_dense(lts, causal=True)[0, 0]
+    counts = [sum(visible[m * BLOCK_M:(m + 1) * BLOCK_M, n * BLOCK_N:(n + 1) * BLOCK_N].any()
+                  for n in range((seqlen + BLOCK_N - 1) // BLOCK_N))
+              for m in range((seqlen + BLOCK_M - 1) // BLOCK_M)]
+    assert blocks_per_tile(seqlen, window) == pytest.approx(np.mean(counts))
+    assert blocks_per_tile(8192, 8192) == pytest.approx(32.5)  # causal: (1 + 64) / 2
+
+
+def test_tile_cost_fit_recovers_the_line():
+    from tile_cost import fit_tile_cost
+
+    blocks = [8.4, 14.9, 24.8, 32.5]
+    a, b = fit_tile_cost(blocks, [4.6 + 1.72 * n for n in blocks])
+    assert a == pytest.approx(4.6) and b == pytest.approx(1.72)
