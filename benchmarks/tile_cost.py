@@ -45,7 +45,8 @@ def fit_tile_cost(blocks, us_per_tile):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seqlen", type=int, default=8192)
-    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--head-dim", type=int, default=128, choices=(64, 128),
+                    help="d256 uses 64-key blocks, which blocks_per_tile does not model")
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--section", help="write the table into this section of benchmarks/RESULTS.md")
     args = ap.parse_args()

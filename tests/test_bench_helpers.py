@@ -39,11 +39,12 @@ def test_tile_cost_blocks_per_tile_counts_visible_key_blocks(seqlen, window):
                   for n in range((seqlen + BLOCK_N - 1) // BLOCK_N))
               for m in range((seqlen + BLOCK_M - 1) // BLOCK_M)]
     assert blocks_per_tile(seqlen, window) == pytest.approx(np.mean(counts))
-    assert blocks_per_tile(8192, 8192) == pytest.approx(32.5)  # causal: (1 + 64) / 2
 
 
 def test_tile_cost_fit_recovers_the_line():
-    from tile_cost import fit_tile_cost
+    from tile_cost import blocks_per_tile, fit_tile_cost
+
+    assert blocks_per_tile(8192, 8192) == pytest.approx(32.5)  # causal: (1 + 64) / 2
 
     blocks = [8.4, 14.9, 24.8, 32.5]
     a, b = fit_tile_cost(blocks, [4.6 + 1.72 * n for n in blocks])
