@@ -132,6 +132,12 @@ def build_torch(build_dir, objs, with_cuda):
 
     out_dir = os.path.join(build_dir, "torch")
     os.makedirs(out_dir, exist_ok=True)
+    # The core objects reach the link as ldflags, not as ninja inputs: with an
+    # unchanged binding source and link line, ninja would keep the old .so
+    # after a kernel edit. Without the .so the link (seconds) always runs.
+    stale = os.path.join(out_dir, "_flashmask_torch.so")
+    if os.path.exists(stale):
+        os.remove(stale)
     cflags = ["-O2", "-std=c++17"] + (["-DFLASHMASK_TORCH_CUDA"] if with_cuda else [])
     cpp_extension.load(
         name="_flashmask_torch",

@@ -5,7 +5,7 @@
 // TMA-stored, d64 from registers). d256: bwd_consumer_split_d.cuh.
 #pragma once
 
-#include "../softmax.cuh"
+#include "../accum_layout.cuh"
 #include "../wgmma.cuh"
 #include "bwd_consumer_steps.cuh"
 #include "bwd_mask.cuh"

@@ -13,7 +13,7 @@
 // dK, dV stored at the end.
 #pragma once
 
-#include "../softmax.cuh"
+#include "../accum_layout.cuh"
 #include "../wgmma.cuh"
 #include "bwd_consumer_steps.cuh"
 #include "bwd_mask.cuh"

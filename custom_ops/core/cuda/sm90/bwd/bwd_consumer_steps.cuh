@@ -6,7 +6,7 @@
 // calling thread's tiled-MMA partition holds.
 #pragma once
 
-#include "../softmax.cuh"
+#include "../accum_layout.cuh"
 #include "../wgmma.cuh"
 #include "bwd_mask.cuh"
 #include "bwd_traits.h"
