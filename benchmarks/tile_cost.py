@@ -54,20 +54,19 @@ def main():
     import torch
 
     from gpu_common import cuda_time_ms
-    from paddle_flashmask.torch import flashmask_attention
+    from paddle_flashmask.torch import flashmask_attention, window_startend_row_indices
 
     s, d, h = args.seqlen, args.head_dim, args.heads
     b = max(1, 128 * 1024 // s)
     torch.manual_seed(0)
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    cols = torch.arange(s, device="cuda", dtype=torch.int32)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     tiles_per_sm = b * h * ((s + BLOCK_M - 1) // BLOCK_M) / sms
 
     windows = [w for w in (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768) if w <= s]
     rows = []
     for w in windows:
-        lts = torch.clamp(cols + w, max=s).view(1, 1, s, 1).expand(b, 1, s, 1).contiguous()
+        lts = window_startend_row_indices(b, s, (w - 1, 0), causal=True, device="cuda")  # min(j + w, S)
         ms = cuda_time_ms(lambda: flashmask_attention(q, k, v, lts, causal=True), 3, 10)
         rows.append((w, blocks_per_tile(s, w), ms, ms * 1000.0 / tiles_per_sm))
 

@@ -135,9 +135,9 @@ def build_torch(build_dir, objs, with_cuda):
     # The core objects reach the link as ldflags, not as ninja inputs: with an
     # unchanged binding source and link line, ninja would keep the old .so
     # after a kernel edit. Without the .so the link (seconds) always runs.
-    stale = os.path.join(out_dir, "_flashmask_torch.so")
-    if os.path.exists(stale):
-        os.remove(stale)
+    built = os.path.join(out_dir, "_flashmask_torch.so")
+    if os.path.exists(built):
+        os.remove(built)
     cflags = ["-O2", "-std=c++17"] + (["-DFLASHMASK_TORCH_CUDA"] if with_cuda else [])
     cpp_extension.load(
         name="_flashmask_torch",
@@ -149,7 +149,6 @@ def build_torch(build_dir, objs, with_cuda):
         with_cuda=with_cuda,
         verbose=False,
     )
-    built = os.path.join(out_dir, "_flashmask_torch.so")
     dest = os.path.join(ROOT, "paddle_flashmask", "torch", "_flashmask_torch.so")
     shutil.copyfile(built, dest)
     print(f"[flashmask] built {os.path.relpath(dest, ROOT)}")
