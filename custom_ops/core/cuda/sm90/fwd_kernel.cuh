@@ -6,7 +6,7 @@
 // Barriers: K and V pipelines (TMA, kStages each), the meta pipeline
 // (producer or mask warp -> consumers, kMetaStages), Q full (TMA) and Q
 // empty per Q buffer (kQStages), mask jobs (kJobSlots); named: the
-// consumers' O staging (kTmaStoreO).
+// consumers' O staging (kTmaStoreO) and their ping-pong turns (kPingPong).
 #pragma once
 
 #include "kernel_traits.h"

@@ -73,6 +73,14 @@ struct FwdTraits {
   // d256 sends them as partial blocks (its consumers are at the register cap:
   // the extra step made ptxas spill inside the key loop).
   static constexpr bool kCausalOnlyBlocks = kHeadDim <= 128;
+  // Ping-pong (FA3's warp-scheduler barriers): the two consumer warpgroups
+  // take turns issuing their wgmma's, so one's softmax runs under the other's
+  // GEMMs on top of the intra-warpgroup overlap. d128 only. Two same-run A/Bs
+  // on the H100 (2 and 3 rounds, 8K and 32K): document 4-9 % faster, 32K
+  // sliding_window 1-4 % and share_question 2-4 %, causal and full within
+  // noise (-1 .. +4 %), causal_document 0-3 % slower; d64 lost 5-8 % on
+  // sliding windows, d256 was neutral.
+  static constexpr bool kPingPong = kHeadDim == 128;
   static constexpr int kMetaStages = kStages + 3;
   // Warps 1-3 of the producer warpgroup turn partial tiles' mask columns into
   // row bits (mask_warps.cuh), so the producer warp only posts the job. Job j
@@ -159,6 +167,7 @@ struct FwdTraits {
   };
   static constexpr int kQEmptyArrivals = kTmaStoreO ? 1 : kNumMmaThreads;
   static constexpr int kBarOStaged = 2;  // named barrier: both warpgroups staged their O rows
+  static constexpr int kBarTurn0 = 3, kBarTurn1 = 4;  // named barriers: warpgroup 0's / 1's turn (kPingPong)
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };

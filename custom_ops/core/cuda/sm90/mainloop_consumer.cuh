@@ -14,6 +14,8 @@
 //   last: O += P V(last); epilogue (O / l, lse): O staged in the tile's Q
 //   buffer and TMA-stored (d128), or stored from registers (d64, d256).
 // Fully masked blocks never arrive here; unmasked blocks do no mask work.
+// kPingPong (d128): each issue of wgmma's above (from the K wait on) is one
+// turn; the warpgroups alternate turns, warpgroup 0 first, as FA3 does.
 #pragma once
 
 #include "epilogue.cuh"
@@ -94,6 +96,28 @@ struct ConsumerMainloop {
     // bytes instead of 12)
     int tiles_done = 0;
 
+    // ping-pong turns (named barrier kBarTurn<wg>: its 128 threads sync, the
+    // other warpgroup's 128 arrive when they pass the turn)
+    const int wg = tidx / 128;
+    auto turn_wait = [&]() {
+      if constexpr (Traits::kPingPong) {
+        if (wg == 0)
+          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarTurn0);
+        else
+          cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarTurn1);
+      }
+    };
+    auto turn_pass = [&]() {
+      if constexpr (Traits::kPingPong) {
+        if (wg == 0)
+          cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, Traits::kBarTurn1);
+        else
+          cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, Traits::kBarTurn0);
+      }
+    };
+    if (Traits::kPingPong && wg == 1)  // warpgroup 0 has the first turn
+      cutlass::arch::NamedBarrier::arrive(Traits::kNumMmaThreads, Traits::kBarTurn0);
+
     auto next_msg = [&]() {
       pipe_meta.consumer_wait(meta_read);
       return ss.meta[meta_read.index()].head;
@@ -134,7 +158,9 @@ struct ConsumerMainloop {
       if (any) {
         // first key block: S = Q K^T, no P V yet
         pipe_k.consumer_wait(k_read);
+        turn_wait();
         wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
+        turn_pass();
         release_staged();  // the last tile's O store has long been read: no wait, under the GEMM
         warpgroup_wait<0>();
         warpgroup_fence_operand(tSrS);
@@ -149,9 +175,11 @@ struct ConsumerMainloop {
           msg = next_msg();
           if (msg.x != kMsgKey) break;
           pipe_k.consumer_wait(k_read);
-          pipe_v.consumer_wait(v_read);
+          turn_wait();
           wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
+          pipe_v.consumer_wait(v_read);  // inside the turn, as FA3
           wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+          turn_pass();
           warpgroup_wait<1>();  // S' done (P V may still run)
           warpgroup_fence_operand(tSrS);
           pipe_k.consumer_release(k_read);
@@ -169,7 +197,9 @@ struct ConsumerMainloop {
         release_msg();   // the kMsgEnd
         q_done();
         pipe_v.consumer_wait(v_read);
+        turn_wait();
         wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+        turn_pass();
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         pipe_v.consumer_release(v_read);
