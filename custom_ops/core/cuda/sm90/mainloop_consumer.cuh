@@ -97,7 +97,10 @@ struct ConsumerMainloop {
     int tiles_done = 0;
 
     // ping-pong turns (named barrier kBarTurn<wg>: its 128 threads sync, the
-    // other warpgroup's 128 arrive when they pass the turn)
+    // other warpgroup's 128 arrive when they pass the turn). One branch per
+    // warpgroup, each with a constant barrier id, rather than kBarTurn0 + wg:
+    // no register is held across the key loop for the id (the consumers are
+    // at the register cap), and it is the code the A/B measured.
     const int wg = tidx / 128;
     auto turn_wait = [&]() {
       if constexpr (Traits::kPingPong) {
