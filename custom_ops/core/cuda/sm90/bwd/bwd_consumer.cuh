@@ -65,7 +65,8 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   Tensor rdS = make_tensor<Element>(tSrdP.layout());
   Tensor tdVrP = make_tensor(rP.data(), acc_as_a_layout(tSrS.layout()));
   Tensor tdKrdS = make_tensor(rdS.data(), acc_as_a_layout(tSrdP.layout()));
-  Tensor tdSsdS = thr_sdp.partition_C(sdSt);  // (MMA, MMA_M, MMA_N, 2), same order as rdS
+  // (MMA, MMA_M, MMA_N, 2), same order as rdS; swizzle on offsets: shared stores
+  Tensor tdSsdS = thr_sdp.partition_C(as_position_independent_swizzle_tensor(sdSt));
 
   const int c0 = n * BN;
   MaskGeom g = mask_geom(p);

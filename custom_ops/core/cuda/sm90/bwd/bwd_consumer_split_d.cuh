@@ -78,8 +78,9 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   // P^T and dS^T in the element type, on their way to smem
   Tensor rP = make_tensor<Element>(tSrS.layout());
   Tensor rdS = make_tensor<Element>(tSrdP.layout());
-  Tensor tPsP = thr_sdp.partition_C(sPt);     // (MMA, MMA_M, MMA_N, 1), same order as rP
-  Tensor tdSsdS = thr_sdp.partition_C(sdSt);
+  // (MMA, MMA_M, MMA_N, 1), same order as rP; swizzle on offsets: shared stores
+  Tensor tPsP = thr_sdp.partition_C(as_position_independent_swizzle_tensor(sPt));
+  Tensor tdSsdS = thr_sdp.partition_C(as_position_independent_swizzle_tensor(sdSt));
 
   const int c0 = n * BN;
   MaskGeom g = mask_geom(p);

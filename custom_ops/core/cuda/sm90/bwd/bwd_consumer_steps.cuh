@@ -46,6 +46,10 @@ __device__ __forceinline__ void load_head_intervals(const BwdKernelParams<Traits
     load_column(col0, p.ncols, j, g, raw);
     iv_table[get<0>(cs_rc(r, 0))] = encode_column(raw, col0 != nullptr, p.ncols, j, g);
   }
+  // the four lanes of a quad write the same entries, and a lane's reads may
+  // see another lane's store: order them (same values, but without it the
+  // warp relies on lockstep; racecheck reported it as a hazard)
+  __syncwarp();
 }
 
 // P^T = exp2(S^T * scale_log2 - lse_log2[query]) in place; in partial blocks
@@ -205,8 +209,8 @@ __device__ __forceinline__ void stage_and_store_dk_dv(const BwdKernelParams<Trai
   Tensor rdV = make_tensor<Element>(tdVrdV.layout());
   convert_into(tdKrdK, rdK);
   convert_into(tdVrdV, rdV);
-  store_pairs<Element>(rdK, thr.partition_C(sdK));
-  store_pairs<Element>(rdV, thr.partition_C(sdV));
+  store_pairs<Element>(rdK, thr.partition_C(as_position_independent_swizzle_tensor(sdK)));
+  store_pairs<Element>(rdV, thr.partition_C(as_position_independent_swizzle_tensor(sdV)));
   tma_store_fence();
   const int wg = tidx / 128;
   cutlass::arch::NamedBarrier::sync(128, Traits::kBarDkvStaged + wg);
