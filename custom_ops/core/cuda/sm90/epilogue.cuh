@@ -2,7 +2,7 @@
 // and lse from the lane that holds column 0 of a row; rows that saw no key
 // get O = 0, lse = -inf, rows past seqlen_q are not written.
 //   stage_tile_o: O into shared memory (the tile's own Q buffer, free once its
-//                 last Q K^T is done), for one TMA store of the whole tile;
+//                 last Q K^T is done), for the warpgroup's TMA stores;
 //   write_tile:   O straight from registers, 2 adjacent columns (4 bytes)
 //                 per global store (d64, where staging measured slower, and
 //                 d256, whose single Q buffer cannot wait for a store).

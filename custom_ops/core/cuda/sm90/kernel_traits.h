@@ -60,13 +60,14 @@ struct FwdTraits {
   // at every tile start: short tiles - windows, documents - felt it most);
   // d256 has no smem left for a second Q.
   static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
-  // d128: the epilogue stages O in the tile's own Q buffer and TMA-stores it;
-  // the buffer goes back to the producer once the store has read it, during
-  // the next tile (so it needs the second Q buffer). Same-run A/B on the H100:
-  // 3-8 % faster on windows, documents and share-question, neutral on causal
-  // and full; d64 was 3-4 % slower (a 64-column tile's register stores are
-  // cheap, the staging barrier across both warpgroups is not), d256 has one Q
-  // buffer: both store O from registers.
+  // d128: the epilogue stages O in the tile's own Q buffer and TMA-stores it,
+  // each warpgroup its own rows; the buffer goes back to the producer once
+  // both stores have read it, during the next tile (so it needs the second Q
+  // buffer). Same-run A/B on the H100: 3-8 % faster on windows, documents and
+  // share-question, neutral on causal and full; d64 was 3-4 % slower (a
+  // 64-column tile's register stores are cheap; measured when one barrier
+  // still joined both warpgroups), d256 has one Q buffer: both store O from
+  // registers.
   static constexpr bool kTmaStoreO = kHeadDim == 128;
   static_assert(!kTmaStoreO || kQStages == 2, "the O store hands the Q buffer back one tile later");
   // Diagonal blocks masked by causality alone get a one-compare mask step;
@@ -133,10 +134,14 @@ struct FwdTraits {
       SM90_TMA_LOAD{},
       make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
       take<0, 2>(SmemLayoutQ{}), select<0, 2>(TileShape{}), _1{}));
+  // O is stored per warpgroup (its 64 rows), one 64 x 64 box (one swizzle
+  // column of the Q buffer, 8 KB contiguous) per store.
+  using OBoxShape = Shape<_64, _64>;
+  using SmemLayoutOBox = decltype(tile_to_shape(SmemAtom{}, OBoxShape{}));
   using TmaO = decltype(make_tma_copy(
       SM90_TMA_STORE{},
       make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), ShapeQKV{}, StrideQKV{}),
-      take<0, 2>(SmemLayoutQ{}), select<0, 2>(TileShape{}), _1{}));
+      SmemLayoutOBox{}, OBoxShape{}, _1{}));
   using TmaKV = decltype(make_tma_copy(
       SM90_TMA_LOAD{},
       make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeQKV{}, StrideQKV{}),
@@ -160,13 +165,14 @@ struct FwdTraits {
     typename PipelineMeta::SharedStorage pipe_meta;
     alignas(8) uint64_t bar_q_full[kQStages];   // TMA of Q landed (arrival 1 + tx bytes)
     // Q buffer free again: every consumer thread done with Q (arrival 256), or
-    // with kTmaStoreO the O store out of it has read it (arrival 1)
+    // with kTmaStoreO both warpgroups' O stores out of it have read it (arrival 2)
     alignas(8) uint64_t bar_q_empty[kQStages];
     alignas(8) uint64_t bar_job[kJobSlots];  // a mask job was posted (arrival 1)
     int job_stage[kJobSlots];                // its meta stage
   };
-  static constexpr int kQEmptyArrivals = kTmaStoreO ? 1 : kNumMmaThreads;
-  static constexpr int kBarOStaged = 2;  // named barrier: both warpgroups staged their O rows
+  static constexpr int kQEmptyArrivals = kTmaStoreO ? kNumMmaWarpGroups : kNumMmaThreads;
+  // named barriers kBarOStaged + wg: warpgroup wg's 128 threads staged their O rows
+  static constexpr int kBarOStaged = 5;
   static constexpr int kBarTurn0 = 3, kBarTurn1 = 4;  // named barriers: warpgroup 0's / 1's turn (kPingPong)
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");

@@ -67,8 +67,8 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
 
   auto to = make_tensor(make_gmem_ptr(static_cast<Element*>(p.out)), kp.shape_q,
                         make_stride(p.o_row_stride, _1{}, p.o_head_stride, p.o_batch_stride));
-  kp.tma_o = make_tma_copy(SM90_TMA_STORE{}, to, take<0, 2>(typename Traits::SmemLayoutQ{}),
-                           select<0, 2>(typename Traits::TileShape{}), _1{});
+  kp.tma_o = make_tma_copy(SM90_TMA_STORE{}, to, typename Traits::SmemLayoutOBox{},
+                           typename Traits::OBoxShape{}, _1{});
   kp.out = p.out;
   kp.o_batch_stride = p.o_batch_stride;
   kp.o_row_stride = p.o_row_stride;

@@ -28,6 +28,17 @@ namespace flashmask {
 namespace cuda {
 namespace sm90 {
 
+// This consumer's warpgroup (0, 1), read from %tid.x where it is used. For
+// the O staging barrier: one barrier instruction with this id spills nothing
+// in the key loop, where a branch per warpgroup with constant ids (as the
+// turns use) or an index kept from before the tile loop made ptxas spill there
+// (the consumers are at the register cap).
+__device__ __forceinline__ int warpgroup_now() {
+  unsigned t;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
+  return static_cast<int>(t / 128) - 1;
+}
+
 template <typename Traits>
 struct ConsumerMainloop {
   using Element = typename Traits::Element;
@@ -77,11 +88,12 @@ struct ConsumerMainloop {
     OnlineSoftmax<kRows> sm;
     float alpha[kRows];
 
-    // kTmaStoreO: the Q buffer whose O store is in flight (thread 0 issued it;
-    // it hands the buffer back once the store has read it), -1: none
+    // kTmaStoreO: the Q buffer whose O store of this warpgroup's rows is in
+    // flight, -1: none. Only the warpgroup's first thread, which issued the
+    // store, sets it; it hands the buffer back once the store has read it.
     int staged = -1;
     auto release_staged = [&]() {
-      if (Traits::kTmaStoreO && tidx == 0 && staged >= 0) {
+      if (Traits::kTmaStoreO && staged >= 0) {
         tma_store_wait<0>();
         reinterpret_cast<cutlass::arch::ClusterBarrier*>(&ss.bar_q_empty[staged])->arrive();
         staged = -1;
@@ -213,17 +225,25 @@ struct ConsumerMainloop {
         q_done();
       }
       if constexpr (Traits::kTmaStoreO) {
-        // O into this tile's Q buffer (each warpgroup's Q K^T read only its own
-        // 64 rows, all done), then one TMA store of the tile
+        // O into this tile's Q buffer, each warpgroup its own 64 rows (its Q K^T
+        // read only those, all done), then its own TMA stores: a warpgroup goes
+        // on to the next tile's first Q K^T while the other finishes this one
         Tensor sOi = sQ(_, _, qi);
         stage_tile_o<Traits>(p, tOrO, thr_pv.partition_C(sOi), co_rc, sm, b, h, m);
         tma_store_fence();
-        cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarOStaged);
-        if (tidx == 0) {
-          Tensor gO = local_tile(mO(_, _, h, b), Shape<Int<BM>, Int<D>>{}, make_coord(m, _0{}));
-          auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
-                                            group_modes<0, 2>(gO));
-          copy(p.tma_o, tOsO(_, qi), tOgO);
+        const int owg = warpgroup_now();
+        cutlass::arch::NamedBarrier::sync(128, Traits::kBarOStaged + owg);
+        if (threadIdx.x % 128 == 0) {
+          // the warpgroup's rows of each 64-column swizzle column: one 8 KB box
+          Element* rows = ss.smem_q.data() + qi * (BM * D) + owg * (64 * 64);
+#pragma unroll
+          for (int kd = 0; kd < D / 64; ++kd) {
+            Tensor sO = make_tensor(make_smem_ptr(rows + kd * (BM * 64)), typename Traits::SmemLayoutOBox{});
+            Tensor gO = local_tile(mO(_, _, h, b), typename Traits::OBoxShape{}, make_coord(2 * m + owg, kd));
+            auto [tOgO, tOsO] = tma_partition(p.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sO),
+                                              group_modes<0, 2>(gO));
+            copy(p.tma_o, tOsO, tOgO);
+          }
           tma_store_arrive();
           staged = qi;
         }
@@ -231,7 +251,7 @@ struct ConsumerMainloop {
         write_tile<Traits>(p, o_rc, co_rc, sm, b, h, m);
       }
     }
-    if (Traits::kTmaStoreO && tidx == 0) tma_store_wait<0>();  // smem stays valid until read
+    if (Traits::kTmaStoreO && staged >= 0) tma_store_wait<0>();  // smem stays valid until read
   }
 };
 
