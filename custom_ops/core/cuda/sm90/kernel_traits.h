@@ -70,6 +70,7 @@ struct FwdTraits {
   // registers.
   static constexpr bool kTmaStoreO = kHeadDim == 128;
   static_assert(!kTmaStoreO || kQStages == 2, "the O store hands the Q buffer back one tile later");
+  static_assert(!kTmaStoreO || kNumMmaWarpGroups == 2, "O boxes: 64 rows per warpgroup, 2 per tile");
   // Diagonal blocks masked by causality alone get a one-compare mask step;
   // d256 sends them as partial blocks (its consumers are at the register cap:
   // the extra step made ptxas spill inside the key loop).

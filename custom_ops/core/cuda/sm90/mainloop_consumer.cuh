@@ -235,6 +235,8 @@ struct ConsumerMainloop {
         cutlass::arch::NamedBarrier::sync(128, Traits::kBarOStaged + owg);
         if (threadIdx.x % 128 == 0) {
           // the warpgroup's rows of each 64-column swizzle column: one 8 KB box
+          // (SmemLayoutQ tiles its 8 x 64 atoms down the rows first, so a
+          // swizzle column is BM x 64 contiguous elements, a buffer BM x D)
           Element* rows = ss.smem_q.data() + qi * (BM * D) + owg * (64 * 64);
 #pragma unroll
           for (int kd = 0; kd < D / 64; ++kd) {
