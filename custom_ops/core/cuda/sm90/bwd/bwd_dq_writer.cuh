@@ -2,10 +2,11 @@
 // until the dQ tile is zeroed (warp 3 below), then for each of the tile's
 // kDqSlices slices waits for the consumers' fp32 slice in shared memory and
 // bulk reduce-adds it into the accumulator (deterministic mode: after the
-// next higher visible key block, by the per-(b, h, m) semaphore), then hands
-// the buffer back.
+// next higher visible key block, by the per-(b, h, m) semaphore; warp 2
+// scanned which one it is, bwd_dq_order.cuh), then hands the buffer back.
 #pragma once
 
+#include "bwd_dq_order.cuh"
 #include "bwd_mask.cuh"
 #include "bwd_ptx.cuh"
 #include "bwd_traits.h"
@@ -60,15 +61,18 @@ __device__ __forceinline__ void wait_dq_tile_zeroed(const int32_t* state) {
 template <typename Traits>
 __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
                                                typename Traits::SharedStorage& ss, int b, int hk, int n) {
-  constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN;
   constexpr int kBarThreads = Traits::kNumMmaThreads + 32;
   const int lane = threadIdx.x % 32;
   cutlass::arch::NamedBarrier::arrive(kBarThreads, Traits::kBarDqEmpty);  // the buffer starts empty
+  int visit = 0;
   walk_blocks<Traits>(
       p, b, hk, n, [&](int, int) {},
-      [&](int hq, int hm, int m, int) {
-        int target = 0;
-        if (p.deterministic) target = next_visible_block<BM, BN>(p, b, hm, m, n) + 1;
+      [&](int hq, int, int m, int) {
+        int target = 0;  // lane 0's: 1 + the key block whose add comes before ours
+        if (p.deterministic) {
+          if (lane == 0) target = take_order_target<Traits>(ss.order, visit);
+          ++visit;
+        }
         const int64_t tile = (static_cast<int64_t>(b) * p.num_heads + hq) * p.m_blocks + m;
         // while the consumers compute the block
         if (lane == 0 && (!p.deterministic || target == 0)) wait_dq_tile_zeroed(p.dq_state + tile);

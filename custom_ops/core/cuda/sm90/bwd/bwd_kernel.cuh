@@ -12,7 +12,8 @@
 //              block (fixed descending order).
 //     warp 3 = dQ zeroer: walks ahead and zeroes the dQ tiles no CTA has
 //              claimed yet (the writers wait for that).
-//     warp 2 exits.
+//     warp 2 = deterministic mode: scans each visited block's successor in
+//              the add order ahead of the writer (bwd_dq_order.cuh); else exits.
 //   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each, or (d256)
 //     sharing 64 keys and splitting the head dim (see bwd_traits.h for the
 //     GEMMs). Fully masked blocks are never visited;
@@ -26,6 +27,7 @@
 #include "../pipeline_params.cuh"
 #include "bwd_consumer.cuh"
 #include "bwd_consumer_split_d.cuh"
+#include "bwd_dq_order.cuh"
 #include "bwd_dq_writer.cuh"
 #include "bwd_producer.cuh"
 #include "bwd_traits.h"
@@ -61,6 +63,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
       cute::prefetch_tma_descriptor(p.tma_dv.get_tma_descriptor());
     }
     cutlass::arch::ClusterTransactionBarrier::init(&ss.bar_kv, 1);
+    init_order_ring<Traits>(ss.order);
   }
 
   typename Traits::PipelineQ pipe_q(
@@ -81,6 +84,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
       if (lane == 0) producer_warp<Traits>(p, ss, pipe_q, pipe_do, b, hk, n);
     } else if (warp == 1) {
       dq_writer_warp<Traits>(p, ss, b, hk, n);
+    } else if (warp == 2) {
+      if (p.deterministic) order_scanner_warp<Traits>(p, ss.order, b, hk, n);
     } else if (warp == 3) {
       dq_zeroer_warp<Traits>(p, b, hk, n);
     }

@@ -72,7 +72,9 @@ FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
 // scan stops at the tile's last visible key block (last_visible_kernel), so
 // the first adder of a tile (e.g. a document's last key block) does not scan
 // every later key block of the row: at 32K that was up to 8 dependent warp
-// steps per block, on the chain's first link. One warp; all lanes get it.
+// steps per block, on the chain's first link. The first step does not wait
+// for that bound (nothing past it is visible anyway), so its two loads are
+// one L2 round trip, not two. One warp; all lanes get it.
 template <int BM, int BN, class P>
 __device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int m, int n) {
   const int n_blocks = (p.seqlen_k + BN - 1) / BN;
@@ -82,12 +84,12 @@ __device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int
   const int last = p.last_visible == nullptr
                        ? n_blocks - 1
                        : p.last_visible[(static_cast<int64_t>(b) * p.mask_heads + hm) * p.m_blocks + m];
-  for (int base = n + 1; base <= last; base += span) {
+  for (int base = n + 1; base < n_blocks; base += span) {
     const int n2 = base + lane;
-    const bool vis = lane < span && n2 <= last && block_visible<BM, BN>(p, b, hm, m, n2);
+    const bool vis = lane < span && n2 < n_blocks && block_visible<BM, BN>(p, b, hm, m, n2);
     const unsigned bal = __ballot_sync(0xffffffffu, vis);
     if (bal != 0u) return base + (__ffs(bal) - 1);  // lowest lane = lowest block
-    if (p.bounds == nullptr) break;
+    if (p.bounds == nullptr || base + span > last) break;
   }
   return -1;
 }

@@ -190,6 +190,15 @@ struct BwdTraits {
   // the key (kSplitD: both hold all 64 keys)
   static constexpr int kIvTables = kSplitD ? 2 : 1;
 
+  // deterministic mode: the add order's successor of each visited block,
+  // scanned ahead by warp 2 (bwd_dq_order.cuh)
+  static constexpr int kOrderSlots = 8;
+  struct OrderRing {
+    int32_t target[kOrderSlots];
+    alignas(8) uint64_t full[kOrderSlots];   // posted (arrival 1)
+    alignas(8) uint64_t empty[kOrderSlots];  // read by the writer (arrival 1)
+  };
+
   using PipelineQ = cutlass::PipelineTmaAsync<kStages>;
   using PipelinedO = cutlass::PipelineTmaAsync<kStagesDo>;
 
@@ -210,6 +219,7 @@ struct BwdTraits {
     typename PipelineQ::SharedStorage pipe_q;
     typename PipelinedO::SharedStorage pipe_do;
     alignas(8) uint64_t bar_kv;  // K and V of the CTA's key block (arrival 1 + tx)
+    OrderRing order;
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
