@@ -17,8 +17,8 @@ and whether two deterministic backward passes gave bit-identical dq, dk, dv
 import argparse
 import datetime
 import json
-import statistics
 import os
+import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
