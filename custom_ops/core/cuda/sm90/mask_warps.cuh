@@ -19,6 +19,7 @@
 
 #include "kernel_traits.h"
 #include "mask.cuh"
+#include "mbarrier_wait.cuh"
 
 namespace flashmask {
 namespace cuda {
@@ -43,17 +44,7 @@ struct MaskWarps {
 
   // Lane 0: wait for job j, asleep until its barrier completes.
   __device__ void wait_job(int j) {
-    const uint32_t bar = cute::cast_smem_ptr_to_uint(&ss.bar_job[j % Traits::kJobSlots]);
-    const uint32_t parity = (j / Traits::kJobSlots) & 1;
-    uint32_t done = 0;
-    while (!done)
-      asm volatile(
-          "{\n\t.reg .pred P;\n\t"
-          "mbarrier.try_wait.parity.shared::cta.b64 P, [%1], %2, %3;\n\t"
-          "selp.b32 %0, 1, 0, P;\n\t}"
-          : "=r"(done)
-          : "r"(bar), "r"(parity), "r"(1000000u)  // ns; completion wakes it earlier
-          : "memory");
+    mbarrier_wait_parity(&ss.bar_job[j % Traits::kJobSlots], (j / Traits::kJobSlots) & 1);
   }
 
   // The row bits of rows r0 .. r0 + BM - 1 for the block's BN columns, BN / 32

@@ -11,8 +11,8 @@
 
 #include <cutlass/arch/barrier.h>
 
+#include "../mbarrier_wait.cuh"
 #include "bwd_mask.cuh"
-#include "bwd_ptx.cuh"
 #include "bwd_traits.h"
 
 namespace flashmask {

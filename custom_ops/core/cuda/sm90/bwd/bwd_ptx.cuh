@@ -43,23 +43,6 @@ __device__ __forceinline__ void fence_proxy_async_global() {
   asm volatile("fence.proxy.async.global;\n" ::: "memory");
 #endif
 }
-// Until the mbarrier phase of the given parity completed (acquire). The
-// thread sleeps inside try_wait up to the hint, so a warp that waits (the
-// order ring's, bwd_dq_order.cuh) takes no issue slots from the consumers.
-__device__ __forceinline__ void mbarrier_wait_parity(const uint64_t* bar, uint32_t parity) {
-#ifdef FM90_BWD_ASM
-  const uint32_t a = cute::cast_smem_ptr_to_uint(bar);
-  uint32_t done = 0;
-  while (!done)
-    asm volatile(
-        "{\n\t.reg .pred P;\n\t"
-        "mbarrier.try_wait.parity.shared::cta.b64 P, [%1], %2, %3;\n\t"
-        "selp.b32 %0, 1, 0, P;\n\t}"
-        : "=r"(done)
-        : "r"(a), "r"(parity), "r"(1000000u)  // ns; completion wakes it earlier
-        : "memory");
-#endif
-}
 __device__ __forceinline__ int ld_acquire_gpu(const int32_t* p) {
   int v = 0;
 #ifdef FM90_BWD_ASM
