@@ -49,3 +49,50 @@ def test_tile_cost_fit_recovers_the_line():
     blocks = [8.4, 14.9, 24.8, 32.5]
     a, b = fit_tile_cost(blocks, [4.6 + 1.72 * n for n in blocks])
     assert a == pytest.approx(4.6) and b == pytest.approx(1.72)
+
+
+@pytest.mark.parametrize("name", PAPER_MASKS)
+@pytest.mark.parametrize("seqlen,bm,bn", [(97, 32, 16), (256, 64, 64), (256, 16, 32)])
+def test_block_census_is_conservative_and_exact_where_it_claims(name, seqlen, bm, bn):
+    """block_efficiency.py's block kinds against the dense mask: a skipped block has no visible
+    pair, an unmasked one no masked pair (nor padding keys), a causal-only one is exactly the
+    causal triangle; the census counts the computed blocks' area."""
+    from block_efficiency import block_census, classify_blocks
+
+    spec = make_paper_mask(name, batch=2, seqlen=seqlen, seed=5, num_heads=2)
+    idx = spec.startend_row_indices
+    visible = spec.to_dense()
+    computed, partial, causal_only = classify_blocks(idx, spec.causal, seqlen, bm, bn)
+    mb, nb = computed.shape[2:]
+    area = 0
+    for b, h, m, n in np.ndindex(computed.shape):
+        rows, keys = slice(m * bm, (m + 1) * bm), slice(n * bn, (n + 1) * bn)
+        block = visible[b, h, rows, keys]
+        padded = (n + 1) * bn > seqlen
+        if not computed[b, h, m, n]:
+            assert not block.any(), (b, h, m, n)
+            continue
+        area += block.size
+        if not partial[b, h, m, n]:
+            assert block.all() and not padded, (b, h, m, n)
+        if causal_only[b, h, m, n]:
+            r = np.arange(m * bm, min((m + 1) * bm, seqlen))[:, None]
+            c = np.arange(n * bn, min((n + 1) * bn, seqlen))[None, :]
+            np.testing.assert_array_equal(block, c <= r)
+    census = block_census(idx, spec.causal, seqlen, bm, bn)
+    assert census["blocks"] == int(computed.sum()) and census["pairs"] == area
+    assert census["all_blocks"] == 2 * idx.shape[1] * mb * nb
+    assert unmasked_pairs(idx, spec.causal, seqlen, seqlen) <= area
+
+
+def test_block_census_of_a_sliding_window_counts_its_edges():
+    """A causal window of w keys over 128-row tiles and 128-key blocks computes w + 128 keys per
+    tile in the steady state: efficiency w / (w + 128) (RESULTS.md "Block efficiency")."""
+    from block_efficiency import block_census
+
+    s, w = 8192, 512
+    lts = np.minimum(np.arange(s) + w, s).astype(np.int32).reshape(1, 1, s, 1)
+    census = block_census(lts, True, s, 128, 128)
+    useful = unmasked_pairs(lts, True, s, s)
+    assert census["tiles"] == s // 128
+    assert useful / census["pairs"] == pytest.approx(w / (w + 128), abs=0.01)
