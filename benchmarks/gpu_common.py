@@ -6,8 +6,9 @@ import statistics
 import numpy as np
 
 
-def cuda_time_ms(fn, warmup, reps):
-    """Median of `reps` CUDA-event timings of fn() after `warmup` calls."""
+def cuda_times_ms(fn, warmup, reps, after=None):
+    """`reps` CUDA-event timings of fn() (each call synchronized) after `warmup`
+    calls; after() runs once after each timed call (e.g. to read the clock)."""
     import torch
 
     for _ in range(warmup):
@@ -21,7 +22,14 @@ def cuda_time_ms(fn, warmup, reps):
         end.record()
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end))
-    return statistics.median(times)
+        if after is not None:
+            after()
+    return times
+
+
+def cuda_time_ms(fn, warmup, reps):
+    """Median of `reps` CUDA-event timings of fn() after `warmup` calls."""
+    return statistics.median(cuda_times_ms(fn, warmup, reps))
 
 
 def kernel_times_us(fn, reps=3):

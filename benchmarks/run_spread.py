@@ -40,7 +40,7 @@ def main():
 
     import torch
 
-    from gpu_common import paper_case
+    from gpu_common import cuda_times_ms, paper_case
     from paddle_flashmask.torch import flashmask_attention
 
     clock = sm_clock_reader()
@@ -51,21 +51,9 @@ def main():
         spec, idx, _ = paper_case(name, b, s, h)
         q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
 
-        def fwd():
-            return flashmask_attention(q, k, v, idx, causal=spec.causal)
-
-        for _ in range(3):
-            fwd()
-        torch.cuda.synchronize()
-        times, clocks = [], []
-        for _ in range(args.calls):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fwd()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-            clocks.append(clock())
+        clocks = []
+        times = cuda_times_ms(lambda: flashmask_attention(q, k, v, idx, causal=spec.causal), 3, args.calls,
+                              after=lambda: clocks.append(clock()))
         print(f"{name} S={s}: median {statistics.median(times):.2f} min {min(times):.2f} "
               f"max {max(times):.2f} ms; clocks {min(clocks)}-{max(clocks)} MHz")
         print("  " + " ".join(f"{t:.2f}" for t in times))
