@@ -85,40 +85,38 @@ def block_census(idx, causal, seqlen, bm, bn):
     }
 
 
-def mask_row(name, seqlen, heads, tiles=(FWD_TILE, BWD_TILE)):
-    """Census and efficiencies of paper mask `name` (seed 0, the suite's batch)."""
+def mask_case(name, seqlen, heads):
+    """Paper mask `name` at the suite's batch (seed 0): (startend_row_indices, causal, unmasked pairs).
+    Numpy only (gpu_common.paper_case also builds a CUDA tensor)."""
     from paddle_flashmask.paper_masks import make_paper_mask
 
-    batch = max(1, 128 * 1024 // seqlen)
-    spec = make_paper_mask(name, batch, seqlen, seed=0, num_heads=heads)
+    spec = make_paper_mask(name, max(1, 128 * 1024 // seqlen), seqlen, seed=0, num_heads=heads)
     idx = np.asarray(spec.startend_row_indices)
-    useful = unmasked_pairs(idx, spec.causal, seqlen, seqlen)
+    return idx, spec.causal, unmasked_pairs(idx, spec.causal, seqlen, seqlen)
+
+
+def mask_row(name, seqlen, case, tiles=(FWD_TILE, BWD_TILE)):
+    """Census and efficiencies of one paper mask; case = mask_case(name, seqlen, heads)."""
+    idx, causal, useful = case
     row = {"mask": name, "seqlen": seqlen, "useful": useful,
            "density": useful / (idx.shape[0] * idx.shape[1] * seqlen * seqlen)}
     for tag, (bm, bn) in zip(("fwd", "bwd"), tiles):
-        c = block_census(idx, spec.causal, seqlen, bm, bn)
+        c = block_census(idx, causal, seqlen, bm, bn)
         row[tag] = dict(c, efficiency=useful / c["pairs"])
     return row
 
 
-def tile_shape_table(seqlens, masks, heads, shapes):
-    """Forward ceiling vs causal (block efficiency over causal's, same tile) per tile shape."""
-    from paddle_flashmask.paper_masks import make_paper_mask
-
+def tile_shape_table(cases, shapes):
+    """Forward ceiling vs causal (block efficiency over causal's, same tile) per tile shape;
+    cases = {(seqlen, mask): mask_case(...)}, causal included."""
     lines = ["| S | mask | " + " | ".join(f"{bm} x {bn}" for bm, bn in shapes) + " |",
              "|---|---|" + "---|" * len(shapes)]
-    for s in seqlens:
-        batch = max(1, 128 * 1024 // s)
-        eff = {}
-        for name in masks:
-            spec = make_paper_mask(name, batch, s, seed=0, num_heads=heads)
-            idx = np.asarray(spec.startend_row_indices)
-            useful = unmasked_pairs(idx, spec.causal, s, s)
-            eff[name] = [useful / block_census(idx, spec.causal, s, bm, bn)["pairs"] for bm, bn in shapes]
-        for name in masks:
-            if name not in ("causal", "full"):
-                cells = " | ".join(f"{e / c:.0%}" for e, c in zip(eff[name], eff["causal"]))
-                lines.append(f"| {s} | {name} | {cells} |")
+    eff = {key: [useful / block_census(idx, causal, key[0], bm, bn)["pairs"] for bm, bn in shapes]
+           for key, (idx, causal, useful) in cases.items()}
+    for (s, name), row in eff.items():
+        if name not in ("causal", "full"):
+            cells = " | ".join(f"{e / c:.0%}" for e, c in zip(row, eff[(s, "causal")]))
+            lines.append(f"| {s} | {name} | {cells} |")
     return "\n".join(lines)
 
 
@@ -187,7 +185,8 @@ def main():
     ap.add_argument("--section", help="write the table into this section of benchmarks/RESULTS.md")
     args = ap.parse_args()
     masks = ["causal"] + [m for m in args.masks if m != "causal"]
-    rows = [mask_row(m, s, args.heads) for s in args.seqlens for m in masks]
+    cases = {(s, m): mask_case(m, s, args.heads) for s in args.seqlens for m in masks}
+    rows = [mask_row(m, s, case) for (s, m), case in cases.items()]
     cmd = "python benchmarks/block_efficiency.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "## Block efficiency of the twelve masks: what tile skipping must compute",
@@ -206,8 +205,7 @@ def main():
         "",
         "Forward ceiling vs causal by tile shape (query rows x keys; each against causal with the same tile):",
         "",
-        tile_shape_table(args.seqlens, masks, args.heads,
-                         [tuple(int(x) for x in t.split("x")) for t in args.tile_shapes]),
+        tile_shape_table(cases, [tuple(int(x) for x in t.split("x")) for t in args.tile_shapes]),
     ])
     print(text)
     if args.section:
