@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI compile check of the CUDA build (no GPU, no Paddle GPU wheel needed):
-# compiles (-c only) the CUDA sources, one instantiation per kernel family
+# checks the generated files are fresh, compiles (-c only) the CUDA sources'
+# small units and one instantiation per kernel family
 # (sm80 forward and backward, sm90a forward and backward: bf16, head_dim 128) with the
 # flags of custom_ops/build_flags.py (sm_80 + sm_90a), plus the C ABI and the
 # Paddle CUDA adapter with -DPADDLE_WITH_CUDA. Paddle's headers
@@ -34,34 +35,40 @@ assert with_sm90('.'), 'CUTLASS headers not found: the sm90a kernels would be le
 print(' '.join(nvcc_flags('$ROOT')))")
 echo "nvcc flags: $NVFLAGS"
 
+# 0. the generated instantiation units and kernel tables match their table
+step "generate_kernels.py --check"
+(cd "$ROOT" && $PY custom_ops/generate_kernels.py --check)
+
 # 1. CUDA kernels: the small units and one instantiation per family
 #    (sm80 forward, sm80 backward, sm90a forward, sm90a backward: key-split
 #    d128 and head-dim-split d256)
-for src in prep.cu launch.cu inst/fwd_bf16_d128.cu inst/bwd_bf16_d128.cu sm90/fwd_sm90.cu \
-           sm90/inst/fwd_sm90_bf16_d128.cu sm90/bwd/bwd_sm90.cu sm90/bwd/inst/bwd_sm90_bf16_d128.cu \
-           sm90/bwd/inst/bwd_sm90_bf16_d256.cu; do
+CU=custom_ops/core/cuda
+for src in dispatch/dispatch.cu prep/mask_bounds.cu sm80/bwd/prepost.cu sm90/fwd/entry.cu sm90/bwd/entry.cu \
+           instantiations/fwd_sm80_bf16_d128.cu instantiations/bwd_sm80_bf16_d128.cu \
+           instantiations/fwd_sm90_bf16_d128.cu instantiations/bwd_sm90_bf16_d128.cu \
+           instantiations/bwd_sm90_bf16_d256.cu; do
   step "nvcc $src"
-  $NVCC $NVFLAGS -c "$ROOT/custom_ops/core/cuda/$src" -o "$OBJ/$(basename "$src").o"
+  $NVCC $NVFLAGS -c "$ROOT/$CU/$src" -o "$OBJ/$(echo "$src" | tr / _).o"
 done
-# the launcher links against every instantiation: check they all parse
+# the dispatcher links against every instantiation: check they all parse
 # (host-only syntax pass, no device code generation)
-INSTS="$(ls "$ROOT"/custom_ops/core/cuda/inst/*.cu "$ROOT"/custom_ops/core/cuda/sm90/inst/*.cu \
-             "$ROOT"/custom_ops/core/cuda/sm90/bwd/inst/*.cu)"
+INSTS="$(ls "$ROOT"/$CU/instantiations/*.cu)"
 for src in $INSTS; do
   $NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -DFLASHMASK_WITH_SM90 -I"$ROOT/custom_ops" \
     -I"$FLASHMASK_CUTLASS_INCLUDE" -E "$src" -o /dev/null
 done
 step "preprocessed all $(echo "$INSTS" | wc -l) instantiation units"
-# host unit test (runs on the CPU) of the sm90 backward's column walk: the jump
-# over fully masked query blocks visits exactly what the plain loop visits
+# host unit tests (run on the CPU) of the sm90 mask logic, built with the
+# product's flags minus the device code generation
+HOSTFLAGS="-std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -I$ROOT/custom_ops -I$FLASHMASK_CUTLASS_INCLUDE"
+# the sm90 backward's column walk: the jump over fully masked query blocks
+# visits exactly what the plain loop visits
 step "walk_host_test (sm90 backward column walk)"
-$NVCC -std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -I"$ROOT/custom_ops" -I"$FLASHMASK_CUTLASS_INCLUDE" \
-  "$ROOT/custom_ops/core/cuda/sm90/bwd/test/walk_host_test.cu" -o "$WORK/walk_host_test"
+$NVCC $HOSTFLAGS "$ROOT/tests/gpu/standalone/sm90_bwd/walk_host_test.cu" -o "$WORK/walk_host_test"
 "$WORK/walk_host_test"
-# and of the sm90 forward's block kinds and element masks against mask_bounds.h
+# the sm90 forward's block kinds and element masks against mask_bounds.h
 step "mask_host_test (sm90 forward block kinds, column intervals, row bits, causal-only rule)"
-$NVCC -std=c++17 -I"$ROOT/custom_ops" -I"$FLASHMASK_CUTLASS_INCLUDE" \
-  "$ROOT/custom_ops/core/cuda/sm90/test/mask_host_test.cu" -o "$WORK/mask_host_test"
+$NVCC $HOSTFLAGS "$ROOT/tests/gpu/standalone/sm90_fwd/mask_host_test.cu" -o "$WORK/mask_host_test"
 "$WORK/mask_host_test"
 
 # 2. the C ABI with CUDA

@@ -4,8 +4,10 @@
 Target GPUs come from FLASHMASK_CUDA_ARCHS (default "80;90": sm_80 code plus
 sm_90a code). The sm80 kernels use only sm_80 instructions (they run on
 sm_86/89 through the sm_80 cubin and on Hopper through the sm_90a one); the
-Hopper kernels (cuda/sm90/ forward, cuda/sm90/bwd/ backward, CuTe) are built
-with "90" when the CUTLASS headers are found (see cutlass_include)."""
+Hopper kernels (cuda/sm90/fwd, cuda/sm90/bwd, CuTe) are built with "90" when
+the CUTLASS headers are found (see cutlass_include) and FLASHMASK_BUILD_SM90 is
+not 0. What is compiled per arch (dtypes, head dims) is the table in
+custom_ops/generate_kernels.py."""
 import glob
 import os
 
@@ -42,10 +44,9 @@ def cutlass_include(here):
 
 
 def with_sm90(here, archs=None):
-    """The sm90a kernels (custom_ops/core/cuda/sm90, sm90/bwd) are built when
-    sm_90 is a target and the CUTLASS headers are found; FLASHMASK_NO_SM90=1
-    turns them off."""
-    return ("90" in (archs or cuda_archs()) and os.environ.get("FLASHMASK_NO_SM90") != "1"
+    """The sm90a kernels (custom_ops/core/cuda/sm90) are built when sm_90 is a
+    target and the CUTLASS headers are found; FLASHMASK_BUILD_SM90=0 turns them off."""
+    return ("90" in (archs or cuda_archs()) and os.environ.get("FLASHMASK_BUILD_SM90") != "0"
             and cutlass_include(here) is not None)
 
 
@@ -53,20 +54,21 @@ def sm90_notice(here, archs=None):
     """A line for the build log when sm_90 is a target but the Hopper kernels
     are left out (None when they are built or not wanted)."""
     archs = archs or cuda_archs()
-    if "90" not in archs or with_sm90(here, archs) or os.environ.get("FLASHMASK_NO_SM90") == "1":
+    if "90" not in archs or with_sm90(here, archs) or os.environ.get("FLASHMASK_BUILD_SM90") == "0":
         return None
     return ("[flashmask] CUTLASS headers not found: building without the sm90a (Hopper) kernels; "
             "`pip install --no-deps nvidia-cutlass` or set FLASHMASK_CUTLASS_INCLUDE to add them")
 
 
 def cuda_sources(here, archs=None):
-    """Every .cu of the core, relative to `here` (the repository root)."""
-    pats = [os.path.join(here, CUDA_DIR, "*.cu"), os.path.join(here, CUDA_DIR, "inst", "*.cu")]
+    """Every .cu of the core, relative to `here` (the repository root): the
+    sm90/ tree and the sm90 instantiation units only when with_sm90()."""
+    found = glob.glob(os.path.join(here, CUDA_DIR, "**", "*.cu"), recursive=True)
+    rel = sorted(os.path.relpath(p, here) for p in found)
     if with_sm90(here, archs):
-        pats += [os.path.join(here, CUDA_DIR, "sm90", "*.cu"), os.path.join(here, CUDA_DIR, "sm90", "inst", "*.cu")]
-        pats += [os.path.join(here, CUDA_DIR, "sm90", "bwd", "*.cu"),
-                 os.path.join(here, CUDA_DIR, "sm90", "bwd", "inst", "*.cu")]
-    return sorted(os.path.relpath(p, here) for pat in pats for p in glob.glob(pat))
+        return rel
+    sm90_dir = os.path.join(CUDA_DIR, "sm90") + os.sep
+    return [p for p in rel if not p.startswith(sm90_dir) and "_sm90_" not in os.path.basename(p)]
 
 
 def cuda_archs():

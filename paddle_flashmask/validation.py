@@ -5,8 +5,10 @@ the same words: a ValueError or TypeError that names the argument."""
 import math
 import weakref
 
-# Head dims the CUDA kernels are instantiated for; the CPU kernel takes any up to 512.
-CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
+# Head dims the CUDA kernels are instantiated for (generated from the build's
+# table); the CPU kernel takes any up to 512.
+from .kernel_table import CUDA_HEAD_DIMS  # noqa: F401  (re-exported to the doors)
+
 MAX_CPU_HEAD_DIM = 512
 # Column counts allowed by the causal flag.
 MASK_COLUMNS = {True: (1, 2), False: (2, 4)}

@@ -1,13 +1,13 @@
-#include "flashmask_api.h"
+#include "core/flashmask_api.h"
 
 #include <exception>
 #include <stdexcept>
 #include <string>
 
-#include "cpu/flashmask_cpu.h"
+#include "core/cpu/flashmask_cpu.h"
 
 #if defined(FLASHMASK_WITH_CUDA)
-#include "cuda/flashmask_cuda.h"
+#include "core/cuda/dispatch/flashmask_cuda.h"
 #endif
 
 namespace {

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "flashmask_params.h"
+#include "core/flashmask_params.h"
 
 #ifdef __cplusplus
 extern "C" {

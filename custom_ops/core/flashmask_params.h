@@ -21,6 +21,14 @@ struct MaskArgs {
   int64_t head_stride = 0;
 };
 
+// Which GPU kernels may run. The doors fill these from the user's switches
+// (README, "Switches"); the core reads no environment. The CPU ignores them.
+struct KernelOptions {
+  bool allow_sm90 = true;           // false: the sm80 kernels on Hopper too
+  bool force_low_smem_bwd = false;  // sm80 backward: the low-shared-memory column
+                                    // kernel even where the default one fits
+};
+
 struct FwdParams {
   DType dtype = DType::kFloat32;
   int32_t batch = 0, seqlen_q = 0, seqlen_k = 0;
@@ -54,6 +62,7 @@ struct FwdParams {
   uint64_t workspace_bytes = 0;
 
   int32_t num_threads = 0;  // CPU only; 0 = library default
+  KernelOptions kernels;
 };
 
 struct BwdParams : FwdParams {

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "mask_bounds.h"  // FM_HD
+#include "core/mask_bounds.h"  // FM_HD
 
 namespace flashmask {
 

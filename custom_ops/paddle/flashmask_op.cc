@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/flashmask_api.h"
+#include "core/flashmask_api.h"
 #include "paddle/extension.h"
 
 namespace {
@@ -66,9 +66,18 @@ paddle::Tensor attach_workspace(FwdParams* p, size_t bytes, const paddle::Tensor
   return ws;
 }
 
-bool deterministic_from_env() {
-  const char* v = std::getenv("FLASHMASK_DETERMINISTIC");
+bool env_on(const char* name) {
+  const char* v = std::getenv(name);
   return v != nullptr && std::string(v) == "1";
+}
+
+// The user's switches (README, "Switches"; paddle_flashmask/switches.py reads
+// the same variables for the torch door).
+flashmask::KernelOptions kernel_options_from_env() {
+  flashmask::KernelOptions o;
+  o.allow_sm90 = !env_on("FLASHMASK_DISABLE_SM90");
+  o.force_low_smem_bwd = env_on("FLASHMASK_FORCE_LOW_SMEM_BWD");
+  return o;
 }
 
 void check_status(int status, const char* what) {
@@ -141,6 +150,7 @@ std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
   FwdParams p = make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
+  p.kernels = kernel_options_from_env();
   auto out = paddle::empty(q.shape(), q.dtype(), q.place());
   auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
                            q.place());
@@ -180,7 +190,8 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
-  p.deterministic = deterministic_from_env();
+  p.deterministic = env_on("FLASHMASK_DETERMINISTIC");
+  p.kernels = kernel_options_from_env();
   const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
   return {dq, dk, dv};

@@ -113,13 +113,14 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
 std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                                 const std::optional<at::Tensor>& mask,
                                 const std::optional<at::Tensor>& seed_offset, double dropout,
-                                bool causal, double scale) {
+                                bool causal, double scale, bool allow_sm90) {
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
   const at::Tensor q = last_dim_contiguous(query), k = last_dim_contiguous(key),
                    v = last_dim_contiguous(value);
   FwdParams p = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
+  p.kernels.allow_sm90 = allow_sm90;
   at::Tensor out = at::empty(q.sizes(), q.options());
   at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
   p.out = out.data_ptr();
@@ -141,7 +142,8 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
                                  const std::optional<at::Tensor>& mask,
                                  const std::optional<at::Tensor>& seed_offset, const at::Tensor& out_,
                                  const at::Tensor& lse_, const at::Tensor& dout_, double dropout,
-                                 bool causal, double scale, bool deterministic) {
+                                 bool causal, double scale, bool deterministic,
+                                 bool allow_sm90, bool force_low_smem_bwd) {
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
@@ -170,6 +172,8 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
   strides_of(dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   strides_of(dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
   p.deterministic = deterministic;
+  p.kernels.allow_sm90 = allow_sm90;
+  p.kernels.force_low_smem_bwd = force_low_smem_bwd;
   const int dev = core_device_of(q);
   const size_t ws_bytes = flashmask_bwd_workspace_size(&p, dev);
   at::Tensor ws;

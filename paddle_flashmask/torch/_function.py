@@ -1,13 +1,15 @@
 """Autograd through the core: forward and backward kernels of the extension."""
 import torch
 
+from .. import switches
 from . import _ext
 
 
 class FlashMaskFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, startend, seed_offset, dropout, causal, scale, deterministic):
-        out, lse = _ext.load().forward(q, k, v, startend, seed_offset, dropout, causal, scale)
+        out, lse = _ext.load().forward(q, k, v, startend, seed_offset, dropout, causal, scale,
+                                       switches.allow_sm90())
         ctx.save_for_backward(q, k, v, startend, seed_offset, out, lse)
         ctx.args = (dropout, causal, scale, deterministic)
         ctx.mark_non_differentiable(lse)
@@ -18,5 +20,6 @@ class FlashMaskFunction(torch.autograd.Function):
         q, k, v, startend, seed_offset, out, lse = ctx.saved_tensors
         dropout, causal, scale, deterministic = ctx.args
         dq, dk, dv = _ext.load().backward(q, k, v, startend, seed_offset, out, lse, dout, dropout,
-                                          causal, scale, deterministic)
+                                          causal, scale, deterministic, switches.allow_sm90(),
+                                          switches.force_low_smem_bwd())
         return dq, dk, dv, None, None, None, None, None, None

@@ -4,6 +4,7 @@ import os
 
 import torch
 
+from .. import switches
 from .. import validation as v
 from ._function import FlashMaskFunction
 
@@ -49,7 +50,7 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
     scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
     dropout_p = float(dropout) if training else 0.0
     if deterministic is None:
-        deterministic = os.environ.get("FLASHMASK_DETERMINISTIC", "0") == "1"
+        deterministic = switches.deterministic()
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
     out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
                                        dropout_p, bool(causal), scale, bool(deterministic))

@@ -1,4 +1,4 @@
-"""sm80 backward variants side by side (one device call): FLASHMASK_SM80_BWD=v1
+"""sm80 backward variants side by side (one device call): FLASHMASK_FORCE_LOW_SMEM_BWD=1
 (the 16-key warp-strip column kernel) vs the default (v2, FA2-style 2D warp
 tiles) vs torch SDPA's flash backend, with the sm80 forward everywhere
 (FLASHMASK_DISABLE_SM90=1).
@@ -28,9 +28,9 @@ from gpu_common import cuda_time_ms  # noqa: E402
 
 def set_variant(name):
     if name == "v1":
-        os.environ["FLASHMASK_SM80_BWD"] = "v1"
+        os.environ["FLASHMASK_FORCE_LOW_SMEM_BWD"] = "1"
     else:
-        os.environ.pop("FLASHMASK_SM80_BWD", None)
+        os.environ.pop("FLASHMASK_FORCE_LOW_SMEM_BWD", None)
 
 
 def run_case(d, mask, args):

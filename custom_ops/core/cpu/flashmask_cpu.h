@@ -1,7 +1,7 @@
 // Exact FlashMask attention on the CPU (fp32 math; fp32/fp16/bf16 tensors).
 #pragma once
 
-#include "../flashmask_params.h"
+#include "core/flashmask_params.h"
 
 namespace flashmask {
 namespace cpu {

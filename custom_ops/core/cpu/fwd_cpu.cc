@@ -6,10 +6,10 @@
 #include <cmath>
 #include <vector>
 
-#include "flashmask_cpu.h"
-#include "score_tile.h"
-#include "tensor_io.h"
-#include "tile_math.h"
+#include "core/cpu/flashmask_cpu.h"
+#include "core/cpu/score_tile.h"
+#include "core/cpu/tensor_io.h"
+#include "core/cpu/tile_math.h"
 
 namespace flashmask {
 namespace cpu {

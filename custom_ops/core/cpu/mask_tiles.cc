@@ -1,4 +1,4 @@
-#include "mask_tiles.h"
+#include "core/cpu/mask_tiles.h"
 
 namespace flashmask {
 namespace cpu {

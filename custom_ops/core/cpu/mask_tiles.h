@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <vector>
 
-#include "../flashmask_params.h"
-#include "../mask_bounds.h"
+#include "core/flashmask_params.h"
+#include "core/mask_bounds.h"
 
 namespace flashmask {
 namespace cpu {

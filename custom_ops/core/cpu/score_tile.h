@@ -5,8 +5,8 @@
 #include <cmath>
 #include <limits>
 
-#include "../philox.h"
-#include "mask_tiles.h"
+#include "core/philox.h"
+#include "core/cpu/mask_tiles.h"
 
 namespace flashmask {
 namespace cpu {

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "../flashmask_params.h"
-#include "../numeric.h"
+#include "core/flashmask_params.h"
+#include "core/numeric.h"
 
 namespace flashmask {
 namespace cpu {

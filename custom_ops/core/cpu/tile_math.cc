@@ -1,4 +1,4 @@
-#include "tile_math.h"
+#include "core/cpu/tile_math.h"
 
 namespace flashmask {
 namespace cpu {

@@ -1,0 +1,34 @@
+// Tile sizes of every CUDA kernel, in one place. Host and device code read
+// them; the kernels' trait structs derive their layouts from these numbers.
+#pragma once
+
+namespace flashmask {
+namespace cuda {
+
+// Keys per TileBounds entry of the mask preprocessing (prep/mask_bounds.cu).
+// Every kernel's key tile is a whole number of these.
+constexpr int kBoundsTile = 64;
+
+namespace sm80 {
+constexpr int kThreads = 128;           // 4 warps per CTA: forward and dQ kernels
+constexpr int kBlockN = kBoundsTile;    // keys per tile of the forward and dQ kernels
+constexpr int kBlockMBwd = 64;          // query rows per step of the column (dK/dV) kernels
+// Query rows per CTA of the forward.
+constexpr int fwd_block_m(int head_dim) { return head_dim <= 128 ? 128 : 64; }
+// Keys per CTA of the low-shared-memory column kernel (dkdv_low_smem_kernel.cuh).
+constexpr int low_smem_block_n(int head_dim) { return head_dim <= 128 ? 128 : 64; }
+}  // namespace sm80
+
+namespace sm90 {
+// Forward: 64 query rows per consumer warpgroup, two warpgroups per CTA.
+constexpr int kFwdWarpGroups = 2;
+constexpr int kFwdBlockM = 64 * kFwdWarpGroups;
+constexpr int fwd_block_n(int head_dim) { return head_dim <= 128 ? 128 : 64; }
+constexpr int fwd_kv_stages(int head_dim) { return head_dim <= 64 ? 3 : 2; }
+// Backward: one CTA per key block of bwd_block_n keys, query blocks of bwd_block_m rows.
+constexpr int bwd_block_m(int head_dim) { return head_dim <= 64 ? 128 : 64; }
+constexpr int bwd_block_n(int head_dim) { return head_dim <= 128 ? 128 : 64; }
+}  // namespace sm90
+
+}  // namespace cuda
+}  // namespace flashmask

@@ -1,7 +1,0 @@
-// Generated: one (dtype, head_dim) instantiation per unit keeps builds parallel.
-#include "../fwd_launch.cuh"
-namespace flashmask {
-namespace cuda {
-FLASHMASK_INSTANTIATE_FWD(__nv_bfloat16, 192)
-}  // namespace cuda
-}  // namespace flashmask

@@ -1,0 +1,165 @@
+// The mask in the column direction. A CTA owns one key block (kBlockN keys)
+// for all query blocks, so:
+//   * block_kind_col(): fully masked / partial / unmasked for (query block m,
+//     key block n), from prep/mask_bounds.cu's TileBounds (the two 64-key tiles of the
+//     key block merged once per head). Producer, consumers, the dQ writer and
+//     the deterministic ordering (next_visible_block) all use this one
+//     function, so they agree on the visited blocks by construction.
+//   * each consumer thread owns 2 key rows of the S^T accumulator; their
+//     masked query intervals (both FlashMask bands, causal and the seqlen_k
+//     tail folded in: encode_column of ../mask.cuh) sit in registers for the
+//     whole head: a partial block costs 4 compares per element, no smem.
+#pragma once
+
+#include "core/cuda/sm90/common/mask.cuh"
+#include "core/cuda/sm90/bwd/traits.h"
+
+namespace flashmask {
+namespace cuda {
+namespace sm90 {
+namespace bwd {
+
+FM90_HD TileBounds no_mask_bounds(int seqlen_q) {
+  return TileBounds{seqlen_q, seqlen_q, seqlen_q, seqlen_q, 0, 0, 0, 0};
+}
+
+// Merged TileBounds of key block n (kBlockN / 64 prep tiles) for mask head hm.
+template <int BN, class P>
+__device__ __forceinline__ TileBounds key_block_bounds(const P& p, int b, int hm, int n) {
+  if (p.bounds == nullptr) return no_mask_bounds(p.seqlen_q);
+  constexpr int kSub = BN / kPrepTileN;
+  const TileBounds* tb = p.bounds + (static_cast<int64_t>(b) * p.mask_heads + hm) * p.n_tiles64;
+  TileBounds t = tb[n * kSub];
+#pragma unroll
+  for (int s = 1; s < kSub; ++s)
+    if (n * kSub + s < p.n_tiles64) merge_tile_bounds(t, tb[n * kSub + s]);
+  return t;
+}
+
+template <int BM, int BN>
+FM90_HD int block_kind_col(const TileBounds& t, int m, int n, int seqlen_q, int seqlen_k, bool causal) {
+  const int r0 = m * BM, r1 = min(r0 + BM, seqlen_q);
+  const int c0 = n * BN, c1 = min(c0 + BN, seqlen_k);
+  TileKind k = classify_tile(t, r0, r1, c0, c1, causal, seqlen_k - seqlen_q);
+  // a block running past seqlen_k is never unmasked: its padding keys must go
+  if (k == TileKind::kUnmasked && c0 + BN > seqlen_k) k = TileKind::kPartial;
+  return static_cast<int>(k);
+}
+
+// Whether block (m, n) is not fully masked for mask head hm (the deterministic
+// order's scans; the walks classify once per head instead).
+template <int BM, int BN, class P>
+__device__ __forceinline__ bool block_visible(const P& p, int b, int hm, int m, int n) {
+  const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
+  return block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal) !=
+         static_cast<int>(TileKind::kFullyMasked);
+}
+
+// First query block that can see key block n (causal rows i < c0 - shift see none of it).
+template <int BM, int BN>
+FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
+  if (!causal) return 0;
+  const int first_row = n * BN - (seqlen_k - seqlen_q);
+  return first_row <= 0 ? 0 : first_row / BM;
+}
+
+// Deterministic mode: the dQ tile of query block m receives its adds in
+// descending key-block order, so key block n waits for the smallest key block
+// n' > n whose (m, n') block is not fully masked for this mask head (-1: none,
+// n adds first). Descending, not ascending: under a causal mask key block n
+// reaches query block m one step after key block n + 1 did, so nobody idles
+// (ascending order chains every column behind key block 0). With a mask the
+// scan stops at the tile's last visible key block (last_visible_kernel), so
+// the first adder of a tile (e.g. a document's last key block) does not scan
+// every later key block of the row: at 32K that was up to 8 dependent warp
+// steps per block, on the chain's first link. The first step does not wait
+// for that bound (nothing past it is visible anyway), so its two loads are
+// one L2 round trip, not two. One warp; all lanes get it.
+template <int BM, int BN, class P>
+__device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int m, int n) {
+  const int n_blocks = (p.seqlen_k + BN - 1) / BN;
+  const int lane = threadIdx.x % 32;
+  // without a mask tensor the visible key blocks of a query block are a prefix
+  const int span = p.bounds == nullptr ? 1 : 32;
+  const int last = p.last_visible == nullptr
+                       ? n_blocks - 1
+                       : p.last_visible[(static_cast<int64_t>(b) * p.mask_heads + hm) * p.m_blocks + m];
+  for (int base = n + 1; base < n_blocks; base += span) {
+    const int n2 = base + lane;
+    const bool vis = lane < span && n2 < n_blocks && block_visible<BM, BN>(p, b, hm, m, n2);
+    const unsigned bal = __ballot_sync(0xffffffffu, vis);
+    if (bal != 0u) return base + (__ffs(bal) - 1);  // lowest lane = lowest block
+    if (p.bounds == nullptr || base + span > last) break;
+  }
+  return -1;
+}
+
+// Deterministic mode with a mask tensor, before the main kernel: the last key
+// block that query block m sees, per (b, mask head, m) (-1: none). One warp
+// per query block, 32 key blocks per step from the last one down.
+template <int BM, int BN, class P>
+__global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant__ P p) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (w >= static_cast<int64_t>(p.batch) * p.mask_heads * p.m_blocks) return;  // whole warps
+  const int m = static_cast<int>(w % p.m_blocks);
+  const int hm = static_cast<int>((w / p.m_blocks) % p.mask_heads);
+  const int b = static_cast<int>(w / (static_cast<int64_t>(p.m_blocks) * p.mask_heads));
+  int last = -1;
+  for (int top = (p.seqlen_k + BN - 1) / BN - 1; top >= 0; top -= 32) {
+    const int n = top - lane;
+    const bool vis = n >= 0 && block_visible<BM, BN>(p, b, hm, m, n);
+    const unsigned bal = __ballot_sync(0xffffffffu, vis);
+    if (bal != 0u) {
+      last = top - (__ffs(bal) - 1);  // lowest lane = highest block
+      break;
+    }
+  }
+  if (lane == 0) p.last_visible[w] = last;
+}
+
+// After a fully masked query block m: the next block that may be visible. A
+// block is fully masked when one band, [lts_max, lte_min) or [uts_max,
+// ute_min), covers all its rows; every later block ending inside that band is
+// covered too, so the walk jumps past the band's end instead of classifying
+// them one by one (at 128K rows a key block has 2048 query blocks; a sliding
+// window or a document leaves ~10 of them visible).
+template <int BM>
+FM90_HD int next_candidate_block(const TileBounds& t, int m, int seqlen_q) {
+  const int r0 = m * BM, r1 = min(r0 + BM, seqlen_q);
+  int next = m + 1;
+  if (t.lts_max <= r0 && t.lte_min >= r1) next = max(next, t.lte_min / BM);
+  if (t.uts_max <= r0 && t.ute_min >= r1) next = max(next, t.ute_min / BM);
+  return next;
+}
+
+// Every role's walk over the visited (query head, query block) pairs of key
+// block n: on_head(hq, hm) once per query head of the GQA group, then
+// on_block(hq, hm, m, kind) for each block that is not fully masked.
+template <typename Traits, class P, class OnHead, class OnBlock>
+__device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, OnHead&& on_head,
+                                            OnBlock&& on_block) {
+  constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN;
+  const int group = p.num_heads / p.num_heads_k;
+  const int m_begin = m_block_begin<BM, BN>(n, p.seqlen_q, p.seqlen_k, p.causal);
+  for (int gi = 0; gi < group; ++gi) {
+    const int hq = hk * group + gi;
+    const int hm = mask_head_of(hq, p.mask_heads, p.num_heads, p.num_heads_k);
+    const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
+    on_head(hq, hm);
+    for (int m = m_begin; m < p.m_blocks;) {
+      const int kind = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal);
+      if (kind == static_cast<int>(TileKind::kFullyMasked)) {
+        m = next_candidate_block<BM>(t, m, p.seqlen_q);
+        continue;
+      }
+      on_block(hq, hm, m, kind);
+      ++m;
+    }
+  }
+}
+
+}  // namespace bwd
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashmask
