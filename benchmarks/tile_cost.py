@@ -5,7 +5,7 @@ blocks, so timing w = 128 .. S and dividing by the tiles each SM runs
 separates a fixed cost per tile (tile start, first block, last P V, epilogue)
 from the cost per key block:  time per tile = a + b * blocks per tile.
 The fit uses w >= 1024 (full key blocks dominate); the short windows then
-show how much of their tile is not block work (sm90/NOTES.md, section (6)).
+show how much of their tile is not block work (docs/design/sm90_forward.md, "Per-tile cost").
 
     python benchmarks/tile_cost.py [--seqlen 8192] [--head-dim 128] [--section tile_cost]
 

@@ -29,23 +29,23 @@ for step in $STEPS; do
         --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
         --section MemoryWorkloadAnalysis_Tables --section Occupancy --section LaunchStats --section InstructionStats \
         --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
-        python tests/gpu/profile_case.py > "$OUT/ncu.txt" 2>&1
+        python tools/profile_case.py > "$OUT/ncu.txt" 2>&1
       echo "ncu rc=$?"; grep -E "^  [a-z_].*\(|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Issue Slots Busy" "$OUT/ncu.txt" | head -60 ;;
     ncusrc)
       # per-SASS-instruction stall samples of the same kernels (analyse here or anywhere with
-      # tests/gpu/ncu_stalls.py $OUT/src.csv --kernel dkdv2 --by stall_long_sb)
+      # tools/ncu_stalls.py $OUT/src.csv --kernel dkdv2 --by stall_long_sb)
       FLASHMASK_DISABLE_SM90=1 timeout ${NCU_TIMEOUT:-200} ncu --profile-from-start off \
         -k regex:"fwd_kernel|dkdv|flash_fwd_kernel|flash_bwd_dq_dk" --section SourceCounters --section WarpStateStats \
-        -o "$OUT/prof" python tests/gpu/profile_case.py > "$OUT/ncusrc.txt" 2>&1
+        -o "$OUT/prof" python tools/profile_case.py > "$OUT/ncusrc.txt" 2>&1
       ncu --import "$OUT/prof.ncu-rep" --page source --print-source sass --csv > "$OUT/src.csv" 2>> "$OUT/ncusrc.txt"
-      echo "ncusrc rc=$?"; python tests/gpu/ncu_stalls.py "$OUT/src.csv" --top 0 ;;
+      echo "ncusrc rc=$?"; python tools/ncu_stalls.py "$OUT/src.csv" --top 0 ;;
     ncu90)
       # The Hopper backward (and NCU_KERNEL=fwd_kernel_sm90 for the forward) on the suite's shapes.
       timeout ${NCU_TIMEOUT:-240} ncu --profile-from-start off -k regex:${NCU_KERNEL:-bwd_kernel_sm90} \
         --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
         --section MemoryWorkloadAnalysis --section Occupancy --section SourceCounters \
         --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
-        python tests/gpu/profile_masks.py --backward --masks ${NCU_MASKS:-causal sliding_window} > "$OUT/ncu90.txt" 2>&1
+        python tools/profile_masks.py --backward --masks ${NCU_MASKS:-causal sliding_window} > "$OUT/ncu90.txt" 2>&1
       echo "ncu90 rc=$?"; grep -E "^  [a-z_].*\(|Duration|Compute \(SM\) Throughput|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps" "$OUT/ncu90.txt" | head -40 ;;
     bench)
       timeout ${BENCH_TIMEOUT:-300} python benchmarks/gpu_bench.py ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1

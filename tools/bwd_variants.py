@@ -3,7 +3,7 @@
 tiles) vs torch SDPA's flash backend, with the sm80 forward everywhere
 (FLASHMASK_DISABLE_SM90=1).
 
-    python tests/gpu/bwd_variants.py [--dims 128 64] [--masks causal full] [--seqlen 8192]
+    python tools/bwd_variants.py [--dims 128 64] [--masks causal full] [--seqlen 8192]
 
 B * S = 128K tokens, H = 32, bf16. Prints fwd+bwd and bwd-only medians
 (CUDA events; bwd-only = autograd.grad on a retained graph) and, as a quick
@@ -18,7 +18,7 @@ os.environ["FLASHMASK_DISABLE_SM90"] = "1"  # read at every call: set before any
 
 import torch  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402

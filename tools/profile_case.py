@@ -2,7 +2,7 @@
 cudaProfilerStart/Stop, for Nsight Compute:
 
     ncu --profile-from-start off --section SpeedOfLight --section WarpStateStats \\
-        python tests/gpu/profile_case.py
+        python tools/profile_case.py
 """
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel

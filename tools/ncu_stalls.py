@@ -2,10 +2,10 @@
 from an Nsight Compute source-page export (`run_device.sh` step ncusrc):
 
     ncu --import prof.ncu-rep --page source --print-source sass --csv > src.csv
-    python tests/gpu/ncu_stalls.py src.csv [--kernel dkdv2] [--top 30] [--by stall_long_sb]
+    python tools/ncu_stalls.py src.csv [--kernel dkdv2] [--top 30] [--by stall_long_sb]
 
 Runs anywhere (no GPU): this is how the sm80 forward's per-copy address
-arithmetic and its ldmatrix -> mma waits were found (custom_ops/core/cuda/NOTES.md).
+arithmetic and its ldmatrix -> mma waits were found (docs/design/sm80.md).
 """
 import argparse
 import csv

@@ -1,7 +1,7 @@
 """One forward per paper mask inside a cudaProfilerStart/Stop window, for ncu:
 
     ncu --profile-from-start off -k regex:fwd_kernel_sm90 --section SpeedOfLight ... \
-        python tests/gpu/profile_masks.py --masks causal sliding_window --seqlen 8192
+        python tools/profile_masks.py --masks causal sliding_window --seqlen 8192
 
 --kernel-times instead prints every kernel's device time per step (torch
 profiler), to see where a step's time goes outside the attention kernels.
@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from gpu_common import cuda_time_ms, kernel_times_us  # noqa: E402
