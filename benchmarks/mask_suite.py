@@ -23,7 +23,7 @@ heads), bwd = 2.5 * fwd; times are medians of CUDA-event timings; bwd time =
                   blocks skip the mask_mod
   cudnn           SDPA's cuDNN backend, where the mask is expressible (full, causal)
   sdpa_flash      SDPA's FlashAttention-2 backend, same masks
-Our mask preprocessing (prep.cu's bounds kernel and the sm90 scheduler's
+Our mask preprocessing (prep/mask_bounds.cu's bounds kernel and the sm90 scheduler's
 pre-pass) is timed with the profiler and reported as a share of the forward.
 """
 import argparse

@@ -1,5 +1,5 @@
 // Host helpers shared by the standalone device checkers of the sm90 forward
-// (test/check_fwd_sm90.cu) and backward (bwd/test/check_bwd_sm90.cu): CUDA
+// (sm90_fwd/check_fwd_sm90.cu) and backward (sm90_bwd/check_bwd_sm90.cu): CUDA
 // error exit, a watchdog around synchronisation (a pipeline-phase bug is a
 // hang), element conversions (core/numeric.h) and the column-mask patterns.
 #pragma once

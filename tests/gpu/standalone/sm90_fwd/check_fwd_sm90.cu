@@ -3,7 +3,7 @@
 // sm90::run_fwd, compared against a dense CPU reference (fp32 math on the
 // bf16/fp16-rounded inputs): out and lse, including fully masked rows
 // (out 0, lse -inf). Then a timing of a few large cases.
-//   nvcc ... check_fwd_sm90.cu fwd_sm90.o fwd_sm90_*.o prep.o -o check
+//   nvcc ... check_fwd_sm90.cu entry.o fwd_sm90_*.o mask_bounds.o -o check
 //   ./check [--quick] [--no-bench] [--bench-only] [--case i]   (exit 3: hang, 4: no case i)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -1,5 +1,5 @@
 """Forward-only check of the sm90 path through the torch binding, once the
-dispatch hook (NOTES.md) is in dispatch/dispatch.cu: for each case, out/lse of
+dispatch hook (docs/design/sm90_forward.md) is in dispatch/dispatch.cu: for each case, out/lse of
 flashmask_attention against the dense fp32 reference of tests/gpu, with the
 error budget of FlashAttention's tests (at most 2x the error of the same math
 done in the inputs' dtype, + a small absolute slack), then sm90 vs the sm80

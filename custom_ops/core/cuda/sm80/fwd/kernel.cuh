@@ -22,7 +22,7 @@ template <int D, int BM>
 struct FwdSmem {
   static constexpr int kLd = D + 8;
   // K/V stages. 2 (double buffer, one barrier per tile) was measured on the
-  // H100 at D = 128: 30.6 ms vs 29.8 ms for 1 stage (causal 8K, NOTES.md), so
+  // H100 at D = 128: 30.6 ms vs 29.8 ms for 1 stage (causal 8K, docs/design/sm80.md), so
   // 1; the 2-stage path stays for sm80 tuning.
   static constexpr int kStages = 1;
   static constexpr int kTileBytes = (BM + 2 * kBlockN * kStages) * kLd * 2;
