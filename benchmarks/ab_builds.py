@@ -1,0 +1,128 @@
+"""Two builds of the torch extension timed in one process, alternating rounds:
+the check that a refactor (or a kernel change) keeps the speed.
+
+    python benchmarks/ab_builds.py BASE.so NEW.so [--seqlen 8192] [--head-dim 128]
+                                   [--rounds 3] [--masks ...] [--json PATH]
+
+Each .so is a `_flashmask_torch` extension (custom_ops/torch/build.py) loaded
+under its own module object; its forward and backward are called directly, so
+the two builds may differ in their Python layer. Per (mask, build, round): the
+median of `reps` CUDA-event timings of the forward and of the backward (which
+reuses one forward's out and lse). Printed: per mask, the median over rounds
+of each build's forward and backward ms and NEW / BASE. Both builds compute the
+same inputs; their outputs must agree bit for bit in the forward (same SASS
+expected) and to rounding in the backward (atomic dQ order).
+"""
+import argparse
+import importlib.machinery
+import importlib.util
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paddle_flashmask.paper_masks import PAPER_MASKS  # noqa: E402
+
+
+def load_extension(path):
+    """The extension at `path` as a fresh module object (two builds can live
+    side by side: the modules define functions only, no pybind types)."""
+    loader = importlib.machinery.ExtensionFileLoader("_flashmask_torch", path)
+    spec = importlib.util.spec_from_loader("_flashmask_torch", loader, origin=path)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def _arity(fn):
+    """Number of arguments of a pybind11 function, from its docstring signature."""
+    sig = (fn.__doc__ or "").split("\n")[0]
+    return sig.count(": ")
+
+
+class Build:
+    """forward / backward of one extension with the arguments its signature takes:
+    the kernel options (allow_sm90, force_low_smem_bwd) when it has them."""
+
+    def __init__(self, name, path):
+        self.name, self.ext = name, load_extension(path)
+        self.fwd_extra = _arity(self.ext.forward) - 8
+        self.bwd_extra = _arity(self.ext.backward) - 12
+
+    def forward(self, q, k, v, idx, causal, scale):
+        extra = [True][: self.fwd_extra]
+        return self.ext.forward(q, k, v, idx, None, 0.0, causal, scale, *extra)
+
+    def backward(self, q, k, v, idx, out, lse, dout, causal, scale):
+        extra = [True, False][: self.bwd_extra]
+        return self.ext.backward(q, k, v, idx, None, out, lse, dout, 0.0, causal, scale, False, *extra)
+
+
+def main():
+    import torch
+    from gpu_common import cuda_times_ms, paper_case
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("base")
+    ap.add_argument("new")
+    ap.add_argument("--seqlen", type=int, default=8192)
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--tokens", type=int, default=128 * 1024)
+    ap.add_argument("--heads", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=8)
+    ap.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
+    ap.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "ab_builds.json"))
+    args = ap.parse_args()
+    builds = [Build("base", args.base), Build("new", args.new)]
+    dev, s, d, h = "cuda", args.seqlen, args.head_dim, args.heads
+    batch = args.tokens // s
+    scale = d ** -0.5
+    rows = []
+    print(f"{torch.cuda.get_device_name()}, bf16, S={s}, d={d}, B={batch}, H={h}, "
+          f"{args.rounds} alternating rounds x {args.reps} reps")
+    print(f"{'mask':24s} {'fwd base':>9s} {'fwd new':>9s} {'new/base':>8s}   {'bwd base':>9s} {'bwd new':>9s} {'new/base':>8s}")
+    for name in args.masks:
+        _spec, idx, _pairs = paper_case(name, batch, s, h, dev)
+        causal = _spec.causal
+        torch.manual_seed(0)
+        q, k, v, dout = (torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16) for _ in range(4))
+        outs = {}
+        for b in builds:  # correctness across builds first
+            out, lse = b.forward(q, k, v, idx, causal, scale)
+            dq, dk, dv = b.backward(q, k, v, idx, out, lse, dout, causal, scale)
+            outs[b.name] = (out, lse, dq, dk, dv)
+        same_fwd = all(torch.equal(a, c) for a, c in zip(outs["base"][:2], outs["new"][:2]))
+        grad_err = max(float((a.float() - c.float()).abs().max()) for a, c in zip(outs["base"][2:], outs["new"][2:]))
+        times = {b.name: {"fwd": [], "bwd": []} for b in builds}
+        for _ in range(args.rounds):
+            for b in builds:
+                out, lse = outs[b.name][:2]
+                times[b.name]["fwd"].append(statistics.median(
+                    cuda_times_ms(lambda: b.forward(q, k, v, idx, causal, scale), 1, args.reps)))
+                times[b.name]["bwd"].append(statistics.median(
+                    cuda_times_ms(lambda: b.backward(q, k, v, idx, out, lse, dout, causal, scale), 1, args.reps)))
+        med = {n: {p: statistics.median(t[p]) for p in t} for n, t in times.items()}
+        row = {"mask": name, "seqlen": s, "head_dim": d, "times_ms": times, "median_ms": med,
+               "fwd_bitwise_equal": same_fwd, "max_grad_diff": grad_err}
+        rows.append(row)
+        rf, rb = med["new"]["fwd"] / med["base"]["fwd"], med["new"]["bwd"] / med["base"]["bwd"]
+        print(f"{name:24s} {med['base']['fwd']:9.3f} {med['new']['fwd']:9.3f} {rf:8.3f}   "
+              f"{med['base']['bwd']:9.3f} {med['new']['bwd']:9.3f} {rb:8.3f}   "
+              f"fwd equal={same_fwd} grad diff={grad_err:.2e}", flush=True)
+        del q, k, v, dout, outs
+        torch.cuda.empty_cache()
+    fr = [r["median_ms"]["new"]["fwd"] / r["median_ms"]["base"]["fwd"] for r in rows]
+    br = [r["median_ms"]["new"]["bwd"] / r["median_ms"]["base"]["bwd"] for r in rows]
+    print(f"new/base over {len(rows)} masks: fwd {min(fr):.3f}-{max(fr):.3f} "
+          f"(geomean {statistics.geometric_mean(fr):.3f}), bwd {min(br):.3f}-{max(br):.3f} "
+          f"(geomean {statistics.geometric_mean(br):.3f})")
+    with open(args.json, "w") as f:
+        json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
