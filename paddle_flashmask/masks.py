@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .layouts import column_counts, decode
+
 __all__ = [
     "MaskSpec", "causal_document_mask", "document_mask", "share_question_mask",
     "sliding_window_mask", "global_sliding_window_mask", "causal_blockwise_mask",
@@ -389,8 +391,349 @@ def prefix_lm_document_mask(docs, seqlen=None, *, return_tensor=False):
 # Dense conversion
 # ----------------------------------------------------------------------------
 
-_LAYOUTS = {True: (1, 2), False: (2, 4)}
+def _as_numpy(x):
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "numpy"):  # paddle / torch tensor
+        return np.asarray(x.numpy())
+    return np.asarray(x)
 
+
+def to_dense(self, sq=None):
+        """bool [B, h, Sq, Sk], True where attention is allowed."""
+        return to_dense(self.startend_row_indices, self.causal, sq)
+
+
+# ----------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------
+
+def _short(x):
+    return reprlib.repr(x)
+
+
+def _int(name, value, minimum=0):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {_short(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _lengths(name, lens):
+    """One row's lengths: a 1-D sequence of non-negative ints -> int64 array."""
+    if isinstance(lens, (str, bytes)) or not hasattr(lens, "__len__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {type(lens).__name__} {_short(lens)}")
+    if len(lens) == 0:
+        return np.zeros(0, np.int64)
+    try:
+        arr = np.asarray(lens)
+    except ValueError:  # ragged nesting
+        arr = None
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be a sequence of ints, got {_short(lens)}")
+    if (arr < 0).any():
+        raise ValueError(f"{name} must be non-negative, got {int(arr.min())} in {_short(lens)}")
+    return arr.astype(np.int64)
+
+
+def _rows(name, rows):
+    """The per-batch-row list: a non-empty sequence whose items are rows (not ints)."""
+    if isinstance(rows, (str, bytes)) or not hasattr(rows, "__len__"):
+        raise TypeError(f"{name} must be a list with one entry per batch row, got {type(rows).__name__}")
+    if len(rows) == 0:
+        raise ValueError(f"{name} must hold at least one batch row")
+    for r in rows:
+        if isinstance(r, (int, np.integer)):
+            raise TypeError(f"{name} must be a list of per-row lists (wrap a single row in a list), "
+                            f"got the int {r} as a row")
+    return list(rows)
+
+
+def _seqlen(seqlen, totals, name):
+    """seqlen, defaulting to the longest row; every row must fit."""
+    longest = max(totals)
+    if seqlen is None:
+        if longest == 0:
+            raise ValueError(f"every row of {name} is empty: pass seqlen")
+        return longest
+    seqlen = _int("seqlen", seqlen, 1)
+    if longest > seqlen:
+        row = int(np.argmax(totals))
+        raise ValueError(f"{name}: row {row} holds {longest} tokens, more than seqlen={seqlen}")
+    return seqlen
+
+
+def _window(window, causal):
+    """(left, right) from an int or a pair; right is moot when causal."""
+    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
+        pair = (window, window)
+    elif isinstance(window, (tuple, list)) and len(window) == 2:
+        pair = tuple(window)
+    else:
+        raise TypeError(f"window must be an int or a (left, right) pair of ints, got {_short(window)}")
+    left, right = (_int("window", w) for w in pair)
+    return left, (0 if causal else right)
+
+
+# ----------------------------------------------------------------------------
+# Assembly
+# ----------------------------------------------------------------------------
+
+def _segments(lens, seqlen):
+    """Per token, the [start, end) of its segment; padding tokens get [j, j + 1)."""
+    cum = np.concatenate([[0], np.cumsum(lens)])
+    total = int(cum[-1])
+    start = np.arange(seqlen, dtype=np.int64)
+    end = start + 1
+    start[:total] = np.repeat(cum[:-1], lens)
+    end[:total] = np.repeat(cum[1:], lens)
+    return start, end
+
+
+def _fewest_columns(cols, causal, seqlen):
+    """Drop columns the mask does not need (Sq == Sk == seqlen): a band that is
+    empty or pinned to a sequence edge, or an upper band that is exactly the
+    causal triangle [0, j), is folded into a shorter layout."""
+    j = np.arange(seqlen)
+    if not causal and len(cols) == 4:
+        lts, lte, uts, ute = cols
+        lower_empty, upper_empty = lts >= lte, uts >= ute
+        if ((uts == 0) & (ute == j)).all():  # upper band == causal triangle
+            return _fewest_columns([lts, lte], True, seqlen)
+        if ((lte == seqlen) | lower_empty).all() and ((uts == 0) | upper_empty).all():
+            cols = [np.where(lower_empty, seqlen, lts), np.where(upper_empty, 0, ute)]
+    if not causal and len(cols) == 2 and (cols[1] == j).all():
+        return [cols[0]], True
+    if causal and len(cols) == 2:
+        lts, lte = cols
+        empty = lts >= lte
+        if ((lte == seqlen) | empty).all():
+            cols = [np.where(empty, seqlen, lts)]
+    return cols, causal
+
+
+def _spec(rows, causal, seqlen, return_tensor, fold=True):
+    """rows: per batch row, the list of column arrays [seqlen] -> MaskSpec
+    (fold: drop the columns the mask does not need)."""
+    cols = [np.stack(col) for col in zip(*rows)]  # per column, [B, S]
+    if fold:
+        cols, causal = _fewest_columns(cols, causal, seqlen)
+    idx = np.stack(cols, axis=-1)[:, None].astype(np.int32)
+    spec = MaskSpec(np.ascontiguousarray(idx), causal)
+    return spec.to_paddle() if return_tensor else spec
+
+
+# ----------------------------------------------------------------------------
+# Builders
+# ----------------------------------------------------------------------------
+
+def causal_document_mask(doc_lens, seqlen=None, *, return_tensor=False):
+    """Packed documents, causal within each document, none across them.
+
+    doc_lens: per batch row, the lengths of its packed documents; the tail
+    after them (up to seqlen, default the longest row) is padding: 1-token
+    documents. Causal, 1 column: LTS = end of the key's document.
+    """
+    rows = [_lengths(f"doc_lens[{b}]", r) for b, r in enumerate(_rows("doc_lens", doc_lens))]
+    seqlen = _seqlen(seqlen, [int(r.sum()) for r in rows], "doc_lens")
+    cols = [[_segments(r, seqlen)[1]] for r in rows]
+    return _spec(cols, True, seqlen, return_tensor)
+
+
+def document_mask(doc_lens, seqlen=None, *, return_tensor=False):
+    """Packed documents, bidirectional within each document, none across them.
+
+    Padding as in causal_document_mask. Non-causal, 2 columns:
+    [LTS, UTE] = [end, start] of the key's document.
+    """
+    rows = [_lengths(f"doc_lens[{b}]", r) for b, r in enumerate(_rows("doc_lens", doc_lens))]
+    seqlen = _seqlen(seqlen, [int(r.sum()) for r in rows], "doc_lens")
+    cols = []
+    for r in rows:
+        start, end = _segments(r, seqlen)
+        cols.append([end, start])
+    return _spec(cols, False, seqlen, return_tensor)
+
+
+def _group(name, group):
+    if not (isinstance(group, (tuple, list)) and len(group) == 2):
+        raise TypeError(f"{name} must be a (question_len, [answer_len, ...]) pair, got {_short(group)}")
+    question = _int(f"{name} question_len", group[0])
+    return question, _lengths(f"{name} answer lengths", group[1])
+
+
+def share_question_mask(groups, seqlen=None, *, return_tensor=False):
+    """Shared-question packing: each answer sees its question and itself
+    (causally), never the other answers; questions are causal; groups are
+    isolated from each other.
+
+    groups: per batch row, a list of (question_len, [answer_len, ...]) packed
+    one after the other; the tail is padding (1-token documents). Causal,
+    1 column: LTS = end of the group for question keys, end of the answer for
+    answer keys.
+    """
+    rows = _rows("groups", groups)
+    parsed = []
+    for b, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
+            raise TypeError(f"groups[{b}] must be a list of (question_len, answers) pairs")
+        parsed.append([_group(f"groups[{b}][{g}]", grp) for g, grp in enumerate(row)])
+    totals = [sum(q + int(a.sum()) for q, a in row) for row in parsed]
+    seqlen = _seqlen(seqlen, totals, "groups")
+    cols = []
+    for row, total in zip(parsed, totals):
+        seg_lens, seg_lts, offset = [], [], 0
+        for question, answers in row:  # loop over groups; tokens are vectorised
+            answer_ends = offset + question + np.cumsum(answers)
+            group_end = offset + question + int(answers.sum())
+            seg_lens.append(np.concatenate([[question], answers]))
+            seg_lts.append(np.concatenate([[group_end], answer_ends]))
+            offset = group_end
+        lts = np.arange(1, seqlen + 1, dtype=np.int64)  # padding: 1-token documents
+        if seg_lens:
+            lts[:total] = np.repeat(np.concatenate(seg_lts), np.concatenate(seg_lens))
+        cols.append([lts])
+    return _spec(cols, True, seqlen, return_tensor)
+
+
+def sliding_window_mask(seqlen, window, causal=True, batch=1, *, return_tensor=False):
+    """Sliding window: row i sees keys [i - left, i + right] (right = 0 when causal).
+
+    window: the left size w (an int), or (left, right) when not causal (an int
+    is (w, w) there, as in Paddle's window_size). Returns exactly
+    paddle_flashmask.window_startend_row_indices (what window_size builds),
+    causal flag included: causal 1 column [LTS = min(j + left + 1, S)],
+    non-causal 2 columns [LTS, UTE = max(j - right, 0)] (even for right = 0,
+    which the causal layout would store in one column).
+    """
+    seqlen = _int("seqlen", seqlen, 1)
+    batch = _int("batch", batch, 1)
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    left, right = _window(window, causal)
+    j = np.arange(seqlen, dtype=np.int64)
+    lts = np.minimum(j + left + 1, seqlen)
+    cols = [lts] if causal else [lts, np.maximum(j - right, 0)]
+    return _spec([cols] * batch, causal, seqlen, return_tensor, fold=False)
+
+
+def global_sliding_window_mask(seqlen, num_global, window, batch=1, causal=False, *,
+                               return_tensor=False):
+    """The first num_global tokens attend to and are attended by every token;
+    the others use a sliding window of (left, right).
+
+    Bidirectional by default, as in the FlashMask paper (Fig. 1, "Global +
+    Sliding Window"; its benchmark builds it with causal=False and a symmetric
+    window): 4 columns [LTS = min(j + left + 1, S), LTE = S, UTS = num_global,
+    UTE = max(j - right, num_global)], global keys unmasked. causal=True gives
+    the causal variant (global keys seen by all later rows; global rows see
+    only earlier keys): 1 column.
+    """
+    seqlen = _int("seqlen", seqlen, 1)
+    num_global = _int("num_global", num_global)
+    batch = _int("batch", batch, 1)
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if num_global > seqlen:
+        raise ValueError(f"num_global ({num_global}) must not exceed seqlen ({seqlen})")
+    left, right = _window(window, causal)
+    j = np.arange(seqlen, dtype=np.int64)
+    lts = np.minimum(j + left + 1, seqlen)
+    lts[:num_global] = seqlen  # global keys: seen by every row
+    if causal:
+        cols = [lts]
+    else:
+        # Rows [g, j - right) are above the window; global rows [0, g) see every key.
+        cols = [lts, np.full(seqlen, seqlen), np.full(seqlen, num_global),
+                np.maximum(j - right, num_global)]
+    return _spec([cols] * batch, causal, seqlen, return_tensor)
+
+
+def causal_blockwise_mask(block_lens, seqlen=None, *, return_tensor=False):
+    """Blockwise (in-context learning): every block is causal within itself;
+    the last block also sees all earlier blocks.
+
+    block_lens: per batch row, the block lengths; the tail after them is
+    padding. Padding keys are seen by nobody but themselves; padding rows,
+    though, also see the real tokens (a causal key column holds one masked
+    row interval, and an earlier block's interval is already
+    [block end, last block start)). Causal, 2 columns [LTS, LTE]
+    (1 when the second is not needed).
+    """
+    rows = [_lengths(f"block_lens[{b}]", r) for b, r in enumerate(_rows("block_lens", block_lens))]
+    seqlen = _seqlen(seqlen, [int(r.sum()) for r in rows], "block_lens")
+    cols = []
+    for r in rows:
+        total = int(r.sum())
+        last_start = total - (int(r[-1]) if len(r) else 0)
+        lts = _segments(r, seqlen)[1]
+        lte = np.full(seqlen, seqlen, dtype=np.int64)
+        lte[:last_start] = last_start  # earlier blocks: hidden from the blocks after them, not the last
+        lts[last_start:total] = seqlen  # last block: plain causal
+        cols.append([lts, lte])
+    return _spec(cols, True, seqlen, return_tensor)
+
+
+def prefix_lm_mask(prefix_lens, seqlen, *, return_tensor=False):
+    """Prefix LM: the first prefix_len tokens are bidirectional, the rest causal.
+
+    prefix_lens: an int (one row) or one int per batch row, each in [0, seqlen].
+    Non-causal, 2 columns [LTS = S, UTE = 0 for prefix keys else j].
+    """
+    seqlen = _int("seqlen", seqlen, 1)
+    if isinstance(prefix_lens, (int, np.integer)) and not isinstance(prefix_lens, bool):
+        prefix_lens = [prefix_lens]
+    if isinstance(prefix_lens, (str, bytes)) or not hasattr(prefix_lens, "__len__") or len(prefix_lens) == 0:
+        raise TypeError(f"prefix_lens must be an int or a non-empty sequence of ints, got {_short(prefix_lens)}")
+    prefixes = _lengths("prefix_lens", prefix_lens)
+    if (prefixes > seqlen).any():
+        raise ValueError(f"prefix_lens must not exceed seqlen={seqlen}, got {int(prefixes.max())}")
+    j = np.arange(seqlen, dtype=np.int64)
+    lts = np.full(seqlen, seqlen, dtype=np.int64)
+    cols = [[lts, np.where(j < p, 0, j)] for p in prefixes]
+    return _spec(cols, False, seqlen, return_tensor)
+
+
+def _prefix_doc(name, doc):
+    if not (isinstance(doc, (tuple, list, np.ndarray)) and len(doc) == 2):
+        raise TypeError(f"{name} must be a (doc_len, prefix_len) pair, got {_short(doc)}")
+    doc_len, prefix = _int(f"{name} doc_len", doc[0]), _int(f"{name} prefix_len", doc[1])
+    if prefix > doc_len:
+        raise ValueError(f"{name}: prefix_len {prefix} exceeds doc_len {doc_len}")
+    return doc_len, prefix
+
+
+def prefix_lm_document_mask(docs, seqlen=None, *, return_tensor=False):
+    """Packed prefix-LM documents: within each document the prefix is
+    bidirectional and the rest causal; documents are isolated.
+
+    docs: per batch row, a list of (doc_len, prefix_len); the tail is padding
+    (1-token documents). Non-causal, 2 columns [LTS = document end,
+    UTE = document start for prefix keys else j].
+    """
+    rows = []
+    for b, row in enumerate(_rows("docs", docs)):
+        if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
+            raise TypeError(f"docs[{b}] must be a list of (doc_len, prefix_len) pairs")
+        pairs = [_prefix_doc(f"docs[{b}][{d}]", doc) for d, doc in enumerate(row)]
+        rows.append(np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
+    seqlen = _seqlen(seqlen, [int(r[:, 0].sum()) for r in rows], "docs")
+    j = np.arange(seqlen, dtype=np.int64)
+    cols = []
+    for r in rows:
+        lens, prefixes = r[:, 0], r[:, 1]
+        start, end = _segments(lens, seqlen)
+        prefix_end = start + 1  # padding: no prefix beyond itself
+        total = int(lens.sum())
+        prefix_end[:total] = np.repeat(np.cumsum(lens) - lens + prefixes, lens)
+        cols.append([end, np.where(j < prefix_end, start, j)])
+    return _spec(cols, False, seqlen, return_tensor)
+
+
+# ----------------------------------------------------------------------------
+# Dense conversion
+# ----------------------------------------------------------------------------
 
 def _as_numpy(x):
     if isinstance(x, np.ndarray):
@@ -426,13 +769,14 @@ def to_dense(startend_row_indices, causal=None, sq=None):
     if idx.ndim != 4 or idx.dtype.kind not in "iu":
         raise ValueError(f"startend_row_indices must be an int array [B, h, Sk, ncols], "
                          f"got {idx.dtype} shape {list(idx.shape)}")
-    if idx.shape[-1] not in _LAYOUTS[causal]:
-        raise ValueError(f"startend_row_indices must have {' or '.join(map(str, _LAYOUTS[causal]))} "
+    if idx.shape[-1] not in column_counts(causal):
+        raise ValueError(f"startend_row_indices must have {' or '.join(map(str, column_counts(causal)))} "
                          f"columns with causal={causal}, got {idx.shape[-1]}")
     sk = idx.shape[2]
     sq = sk if sq is None else _int("sq", sq, 1)
     idx = idx.astype(np.int64)
-    lts, lte, uts, ute = (b[:, :, None, :] for b in _decode(idx, causal, sq))
+    lts, lte, uts, ute = (b[:, :, None, :] if isinstance(b, np.ndarray) else b
+                          for b in decode(idx, causal, sq))
     rows = np.arange(sq).reshape(1, 1, sq, 1)
     masked = ((rows >= lts) & (rows < lte)) | ((rows >= uts) & (rows < ute))
     if causal:

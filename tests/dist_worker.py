@@ -136,20 +136,23 @@ def bad_input_cases(rank, world):
     short = paddle.to_tensor(make_paper_mask("causal_document", BATCH, SEQLEN // 2,
                                              seed=1).startend_row_indices.astype(np.int32))
 
-    def call(rows, kv_heads=HEADS_K, startend=idx, shard_plan=None):
+    def call(rows, kv_heads=HEADS_K, startend=idx, shard_plan=None, softmax_scale=None):
         q = paddle.to_tensor(full_q[:, :rows])
         k = paddle.to_tensor(full_k[:, :rows, :kv_heads]) if kv_heads <= HEADS_K else \
             paddle.to_tensor(np.zeros((BATCH, rows, kv_heads, HEAD_DIM), np.float32))
         return context_parallel_flashmask_attention(q, k, k, startend, causal=True,
-                                                    shard_plan=shard_plan)
+                                                    shard_plan=shard_plan,
+                                                    softmax_scale=softmax_scale)
 
     return [
         ("shards_do_not_add_up", lambda: call(per + (1 if rank == 0 else 0))),
         ("mask_longer_than_shards", lambda: call(per, startend=paddle.concat([idx, idx], axis=2))),
         ("plan_for_other_length", lambda: call(per, startend=short, shard_plan=plan)),
         ("bad_heads_on_last_rank", lambda: call(per, kv_heads=3 if rank == world - 1 else HEADS_K)),
-        ("indices_out_of_range_on_rank0",
-         lambda: call(per, startend=idx + (SEQLEN if rank == 0 else 0))),
+        ("mask_values_differ_on_rank0",
+         lambda: call(per, startend=paddle.clip(idx - (1 if rank == 0 else 0), min=0))),
+        ("softmax_scale_differs_on_rank0",
+         lambda: call(per, softmax_scale=0.5 if rank == 0 else 0.25)),
     ]
 
 
