@@ -24,21 +24,27 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
             causal=True:  ncols 1 = [LTS] (LTE = seqlen_q), ncols 2 = [LTS, LTE];
             causal=False: ncols 2 = [LTS, UTE] (LTE = seqlen_q, UTS = 0),
                           ncols 4 = [LTS, LTE, UTS, UTE].
+            Any int32 is valid: a bound acts clamped into [0, seqlen_q], and a band
+            whose start is at or past its end is empty (no value is read on the host).
             None: plain (or causal) attention.
         dropout: probability of dropping an attention weight (training only).
         causal: also mask key j for row i when j > i + (seqlen_k - seqlen_q).
-        window_size: int or (left, right): sliding-window attention (no startend_row_indices).
+        window_size: int or (left, right): row i sees keys [i - left, i + right] (no
+            startend_row_indices); a window at least seqlen long means no limit.
         return_softmax_lse: also return the float32 log-sum-exp [batch, num_heads, seqlen_q]
             (-inf for rows that see no key; it carries no gradient).
         return_seed_offset: also return the int64 [2] (seed, offset) the dropout used.
         fixed_seed_offset: int64 [2] (seed, offset) to reproduce a dropout pattern.
         rng_name: draw the dropout seed from this named RNG state (fleet's RNG tracker).
         training: dropout is applied only when True.
-        softmax_scale: defaults to head_dim ** -0.5.
+        softmax_scale: defaults to head_dim ** -0.5 (the run-time head_dim in static graphs).
+        Python or numpy scalars are accepted.
 
     Returns:
         out [batch, seqlen_q, num_heads, head_dim], or a list with softmax_lse and/or
-        seed_offset appended, as Paddle does. Rows masked everywhere give 0.
+        seed_offset appended, as Paddle does. Rows masked everywhere give 0; a row
+        with a NaN score gives NaN (the README states the NaN/Inf rule). Double
+        backward raises NotImplementedError.
     """
     scalars = check_inputs(query, key, value, startend_row_indices, fixed_seed_offset,
                            causal=causal, dropout=dropout, softmax_scale=softmax_scale,

@@ -178,7 +178,7 @@ def check_indices(indices, *, causal, batch, seqlen_k, num_heads, num_heads_k, d
         raise ValueError(f"{INDICES}.shape[1] must be 1, num_heads_k ({num_heads_k}) or num_heads "
                          f"({num_heads}), got {ih}")
     allowed = column_counts(causal)
-    if ncols not in allowed:
+    if known(ncols) and ncols not in allowed:  # unknown: the op checks it at run time
         raise ValueError(f"{INDICES} must have {' or '.join(map(str, allowed))} columns with "
                          f"causal={causal}, got {ncols}")
     if device and indices.device and indices.device != device:
