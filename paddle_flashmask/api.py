@@ -96,7 +96,9 @@ def describe(name, t):
         raise TypeError(f"{name} must be a paddle.Tensor, got {type(t).__name__}")
     device = ""
     if paddle.in_dynamic_mode():
-        device = "cpu" if t.place.is_cpu_place() else "gpu" if t.place.is_gpu_place() else str(t.place)
+        place = t.place
+        device = ("cpu" if place.is_cpu_place() else
+                  f"gpu:{place.gpu_device_id()}" if place.is_gpu_place() else str(place))
     return TensorFacts(tuple(-1 if d is None else d for d in t.shape), str(t.dtype).split(".")[-1],
                        device)
 

@@ -31,7 +31,11 @@ MAX_GPU_GRID_YZ = 65535
 class TensorFacts(NamedTuple):
     shape: Tuple[int, ...]  # -1 where unknown until run time
     dtype: str              # "float32", "int32", ...
-    device: str             # "cpu", "gpu", or "" when unknown (static graph)
+    device: str             # "cpu", "gpu:0", "cuda:1", ... or "" when unknown (static graph)
+
+    @property
+    def on_gpu(self):
+        return self.device.startswith(("gpu", "cuda"))
 
 
 class Scalars(NamedTuple):
@@ -125,7 +129,7 @@ def check_qkv(query, key, value):
     for name, t in (("key", key), ("value", value)):
         if query.device and t.device and t.device != query.device:
             raise ValueError(f"{name} is on {t.device} but query is on {query.device}")
-    on_gpu = query.device == "gpu"
+    on_gpu = query.on_gpu
     if on_gpu and query.dtype == "float32":
         raise TypeError("query: float32 is supported on CPU only; use float16 or bfloat16 on GPU")
 

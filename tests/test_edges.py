@@ -101,14 +101,22 @@ def test_out_of_range_and_reversed_bounds_follow_the_formula():
         assert rel_err(out, ref) <= 1e-5, (causal, ncols)
 
 
-def test_mask_rewritten_in_place_after_first_call_is_honoured():
-    """set_value()/copy_() do not bump the in-place version: nothing may be cached."""
+def test_mask_means_the_same_however_it_was_written():
+    """A fresh tensor, one rewritten by set_value() after a first call (which
+    does not bump its in-place version), and an in-place add all follow the
+    formula: nothing is cached, nothing is refused."""
     q, k, v = qkv()
-    idx = paddle.full([1, 1, 24, 1], 24, "int32")
+    plain = pfm.flashmask_attention(q, k, v, causal=True)
+    fresh = pfm.flashmask_attention(q, k, v, paddle.full([1, 1, 24, 1], 30, "int32"), causal=True)
+    idx = paddle.full([1, 1, 24, 1], 12, "int32")
     first = pfm.flashmask_attention(q, k, v, idx, causal=True)
-    idx.set_value(paddle.full([1, 1, 24, 1], -7, "int32"))  # every row masked for every key
+    idx.set_value(paddle.full([1, 1, 24, 1], 30, "int32"))  # LTS past Sq: nothing masked
+    rewritten = pfm.flashmask_attention(q, k, v, idx, causal=True)
+    idx.add_(paddle.full_like(idx, -40))  # LTS -10: every row masked for every key
     masked = pfm.flashmask_attention(q, k, v, idx, causal=True)
-    assert float(first.abs().max()) > 0 and float(masked.abs().max()) == 0.0
+    assert float((first - plain).abs().max()) > 0
+    assert float((fresh - plain).abs().max()) == 0 and float((rewritten - plain).abs().max()) == 0
+    assert float(masked.abs().max()) == 0.0
 
 
 # ---- NaN / Inf ------------------------------------------------------------------------------

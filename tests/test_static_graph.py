@@ -41,7 +41,8 @@ def full_mask(b, h, s, ncols, value):
     return paddle.full([b, h, s, ncols], value, "int32")
 
 
-ALL_DYNAMIC = dict(q_shape=[DYNAMIC] * 4, kv_shape=[DYNAMIC] * 4, idx_shape=[DYNAMIC] * 4)
+ALL_DYNAMIC = dict(q_shape=[DYNAMIC] * 3 + [D], kv_shape=[DYNAMIC] * 3 + [D],
+                   idx_shape=[DYNAMIC] * 3 + [1])
 
 # (name, inputs that fail a C++ check only at run time, words of the message)
 RUNTIME_REFUSALS = [
@@ -50,7 +51,6 @@ RUNTIME_REFUSALS = [
      "multiple"),
     ("mask heads = 3", lambda: (*tensors(), full_mask(2, 3, 16, 1, 16)), "shape[1]"),
     ("mask Sk != key length", lambda: (*tensors(), full_mask(2, 1, 15, 1, 16)), "shape[2]"),
-    ("mask columns", lambda: (*tensors(), full_mask(2, 1, 16, 4, 16)), "columns"),
 ]
 
 
@@ -69,11 +69,24 @@ def test_runtime_refusal_is_a_python_error_under_to_static(dynamic_causal, name,
                   - pfm.flashmask_attention(q, k, v, good, causal=True)).abs().max()) < 1e-6
 
 
-def test_runtime_refusal_after_jit_load(tmp_path):
-    layer = compile_attention(**ALL_DYNAMIC, causal=True)
+def test_dynamic_column_count_checked_at_run_time():
+    fn = compile_attention([DYNAMIC] * 3 + [D], [DYNAMIC] * 3 + [D], [DYNAMIC] * 4, causal=True)
+    with pytest.raises(ValueError, match="1 or 2 columns"):
+        fn(*tensors(), full_mask(2, 1, 16, 4, 16))
+    q, k, v = tensors()
+    good = full_mask(2, 1, 16, 2, 16)
+    assert float((fn(q, k, v, good)
+                  - pfm.flashmask_attention(q, k, v, good, causal=True)).abs().max()) < 1e-6
+
+
+def saved_and_loaded(fn, tmp_path):
     path = os.path.join(str(tmp_path), "attention")
-    paddle.jit.save(layer, path)
-    loaded = paddle.jit.load(path)
+    paddle.jit.save(fn, path)
+    return paddle.jit.load(path)
+
+
+def test_runtime_refusal_after_jit_load(tmp_path):
+    loaded = saved_and_loaded(compile_attention(**ALL_DYNAMIC, causal=True), tmp_path)
     q, k, v = tensors()
     good = full_mask(2, 1, 16, 1, 9)
     assert float((loaded(q, k, v, good)
@@ -108,10 +121,8 @@ def test_default_scale_with_dynamic_head_dim():
 
 
 def test_any_mask_values_follow_the_formula_in_static_graphs(tmp_path):
-    fn = compile_attention(**ALL_DYNAMIC, causal=False)
-    path = os.path.join(str(tmp_path), "attention")
-    paddle.jit.save(fn, path)
-    loaded = paddle.jit.load(path)
+    fn = compile_attention([DYNAMIC] * 4, [DYNAMIC] * 4, [DYNAMIC] * 3 + [4], causal=False)
+    loaded = saved_and_loaded(fn, tmp_path)
     q, k, v = tensors()
     rng = np.random.default_rng(0)
     idx = paddle.to_tensor(rng.integers(-40, 60, size=(2, 1, 16, 4)).astype(np.int32))

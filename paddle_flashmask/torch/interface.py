@@ -79,8 +79,7 @@ def _seed_offset(fixed, dropout_p, device):
 def _describe(name, t):
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    return TensorFacts(tuple(t.shape), str(t.dtype).split(".")[-1],
-                       "gpu" if t.is_cuda else t.device.type)
+    return TensorFacts(tuple(t.shape), str(t.dtype).split(".")[-1], str(t.device))
 
 
 def _check_inputs(query, key, value, idx, fixed_seed_offset, causal, dropout, softmax_scale,
