@@ -52,6 +52,11 @@ def mask_cases(seqlen, rng):
     dead_rows = random_bands(rng, seqlen, HEADS_K, 4)
     dead_rows[..., 2], dead_rows[..., 3] = 0, np.maximum(dead_rows[..., 3], 9)  # rows 0..8 see nothing
     yield "noncausal_4col_dead_rows", dead_rows, False
+    # Any int32 bound is valid: out of [0, S] and start > end (an empty band).
+    yield "noncausal_4col_any_int32", rng.integers(-9, seqlen + 9, (BATCH, HEADS, seqlen, 4)
+                                                   ).astype(np.int32), False
+    yield "causal_2col_any_int32", rng.integers(-9, seqlen + 9, (BATCH, 1, seqlen, 2)
+                                                ).astype(np.int32), True
 
 
 def planning_mask(startend, causal, seqlen):

@@ -40,8 +40,10 @@ DType to_core_dtype(paddle::DataType dt) {
     case paddle::DataType::FLOAT32: return DType::kFloat32;
     case paddle::DataType::FLOAT16: return DType::kFloat16;
     case paddle::DataType::BFLOAT16: return DType::kBFloat16;
-    default: require(false, "query dtype must be float32, float16 or bfloat16");
+    default: break;
   }
+  PADDLE_THROW(common::errors::InvalidArgument(
+      "flashmask_attention: query dtype must be float32, float16 or bfloat16"));
 }
 
 int device_of(const paddle::Tensor& t) {
