@@ -141,14 +141,16 @@ def check_qkv(query, key, value):
         raise ValueError(f"key batch size {bk} differs from query batch size {b}")
     if known(d) and known(dk) and d != dk:
         raise ValueError(f"key head_dim {dk} differs from query head_dim {d}")
+    grid_limited = ("query batch size", "query num_heads") if on_gpu else ()
     for name, n in (("query batch size", b), ("query seqlen", sq), ("key seqlen", sk),
                     ("query num_heads", h), ("key num_heads", hk)):
-        if known(n) and n == 0:
+        if not known(n):
+            continue
+        if n == 0:
             raise ValueError(f"{name} must be positive, got 0")
-        if known(n) and n > MAX_INT32:
+        if n > MAX_INT32:
             raise ValueError(f"{name} must be at most {MAX_INT32} (int32 in the kernels), got {n}")
-        if on_gpu and name in ("query batch size", "query num_heads") and known(n) \
-                and n > MAX_GPU_GRID_YZ:
+        if name in grid_limited and n > MAX_GPU_GRID_YZ:
             raise ValueError(f"{name} must be at most {MAX_GPU_GRID_YZ} on GPU (a CUDA grid "
                              f"dimension), got {n}")
     if known(h) and known(hk) and h % hk != 0:

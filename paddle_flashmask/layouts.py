@@ -2,7 +2,9 @@
 
 Key column j masks query row i iff LTS <= i < LTE or UTS <= i < UTE (plus the
 causal triangle when causal). Which bounds are stored depends on `causal` and
-the column count; the others take the implied value.
+the column count; the others take the implied value. Any int32 bound is valid
+and means just that: below 0 acts as 0, above seqlen_q as seqlen_q, and a band
+whose start is at or past its end is empty (canonical_bands below).
 """
 BOUNDS = ("LTS", "LTE", "UTS", "UTE")
 

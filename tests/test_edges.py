@@ -51,6 +51,24 @@ def test_raw_forward_refusals_are_value_errors_naming_the_argument(bad, words):
                                   softmax_scale=bad.get("scale", None))
 
 
+@pytest.mark.parametrize("what", ["float64 query", "int64 mask", "float16 lse"])
+def test_raw_op_dtype_refusals_are_type_errors(what):
+    q = paddle.randn([1, 8, 2, 4])
+    seed = paddle.zeros([2], "int64")
+    if what == "float64 query":
+        with pytest.raises(TypeError, match="query dtype"):
+            raw_ops.attention_forward(q.astype("float64"), q.astype("float64"), q.astype("float64"),
+                                      None, seed, dropout_p=0.0, causal=False, softmax_scale=None)
+    elif what == "int64 mask":
+        with pytest.raises(TypeError, match="startend_row_indices must be int32"):
+            raw_ops.attention_forward(q, q, q, paddle.full([1, 1, 8, 1], 8, "int64"), seed,
+                                      dropout_p=0.0, causal=True, softmax_scale=None)
+    else:
+        with pytest.raises(TypeError, match="softmax_lse must be float32"):
+            raw_ops.attention_backward(q, q, q, None, seed, q, paddle.zeros([1, 2, 8], "float16"),
+                                       q, dropout_p=0.0, causal=False, softmax_scale=None)
+
+
 def test_raw_ops_default_scale_is_head_dim_rsqrt():
     q, k, v = qkv(d=9)
     seed = paddle.zeros([2], "int64")

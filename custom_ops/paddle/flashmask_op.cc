@@ -24,8 +24,12 @@
 
 namespace {
 
+// ValueError / TypeError in Python.
 void require(bool ok, const std::string& what) {
   if (!ok) PADDLE_THROW(common::errors::InvalidArgument("flashmask_attention: %s", what.c_str()));
+}
+void require_type(bool ok, const std::string& what) {
+  if (!ok) PADDLE_THROW(common::errors::InvalidType("flashmask_attention: %s", what.c_str()));
 }
 
 // CUDA grid dims y and z (num_heads, batch) stop at 65535.
@@ -42,7 +46,7 @@ DType to_core_dtype(paddle::DataType dt) {
     case paddle::DataType::BFLOAT16: return DType::kBFloat16;
     default: break;
   }
-  PADDLE_THROW(common::errors::InvalidArgument(
+  PADDLE_THROW(common::errors::InvalidType(
       "flashmask_attention: query dtype must be float32, float16 or bfloat16"));
 }
 
@@ -119,8 +123,8 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   check_sizes(q, k, v);
   FwdParams p;
   p.dtype = to_core_dtype(q.dtype());
-  require(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
-          "query, key and value must share one dtype");
+  require_type(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+               "query, key and value must share one dtype");
   p.batch = static_cast<int32_t>(q.shape()[0]);
   p.seqlen_q = static_cast<int32_t>(q.shape()[1]);
   p.num_heads = static_cast<int32_t>(q.shape()[2]);
@@ -136,8 +140,9 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   set_strides(q, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
   if (startend) {
     const auto& m = *startend;
-    require(m.dtype() == paddle::DataType::INT32 && m.shape().size() == 4,
-            "startend_row_indices must be an int32 4-D tensor [batch, heads, seqlen_k, ncols]");
+    require_type(m.dtype() == paddle::DataType::INT32, "startend_row_indices must be int32");
+    require(m.shape().size() == 4,
+            "startend_row_indices must be 4-D [batch, heads, seqlen_k, ncols]");
     require(m.shape()[0] == p.batch, "startend_row_indices.shape[0] must equal the batch size");
     require(m.shape()[2] == p.seqlen_k, "startend_row_indices.shape[2] must equal key seqlen");
     require(m.shape()[1] == 1 || m.shape()[1] == p.num_heads_k || m.shape()[1] == p.num_heads,
@@ -206,12 +211,13 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   BwdParams p;
   static_cast<FwdParams&>(p) =
       make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
-  require(o.shape() == q.shape() && dout.shape() == q.shape() && o.dtype() == q.dtype() &&
-              dout.dtype() == q.dtype(),
-          "backward: out and out_grad must match query in shape and dtype");
-  require(lse.dtype() == paddle::DataType::FLOAT32 &&
-              lse.shape() == std::vector<int64_t>{q.shape()[0], q.shape()[2], q.shape()[1]},
-          "backward: softmax_lse must be float32 [batch, num_heads, seqlen_q]");
+  require_type(o.dtype() == q.dtype() && dout.dtype() == q.dtype(),
+               "backward: out and out_grad must have query's dtype");
+  require(o.shape() == q.shape() && dout.shape() == q.shape(),
+          "backward: out and out_grad must have query's shape");
+  require_type(lse.dtype() == paddle::DataType::FLOAT32, "backward: softmax_lse must be float32");
+  require(lse.shape() == std::vector<int64_t>{q.shape()[0], q.shape()[2], q.shape()[1]},
+          "backward: softmax_lse must be [batch, num_heads, seqlen_q]");
   auto dq = paddle::empty(q.shape(), q.dtype(), q.place());
   auto dk = paddle::empty(k.shape(), k.dtype(), k.place());
   auto dv = paddle::empty(v.shape(), v.dtype(), v.place());
