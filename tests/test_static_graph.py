@@ -54,6 +54,12 @@ RUNTIME_REFUSALS = [
 ]
 
 
+def saved_and_loaded(fn, tmp_path):
+    path = os.path.join(str(tmp_path), "attention")
+    paddle.jit.save(fn, path)
+    return paddle.jit.load(path)
+
+
 @pytest.fixture(scope="module")
 def dynamic_causal():
     return compile_attention(**ALL_DYNAMIC, causal=True)
@@ -77,12 +83,6 @@ def test_dynamic_column_count_checked_at_run_time():
     good = full_mask(2, 1, 16, 2, 16)
     assert float((fn(q, k, v, good)
                   - pfm.flashmask_attention(q, k, v, good, causal=True)).abs().max()) < 1e-6
-
-
-def saved_and_loaded(fn, tmp_path):
-    path = os.path.join(str(tmp_path), "attention")
-    paddle.jit.save(fn, path)
-    return paddle.jit.load(path)
 
 
 def test_runtime_refusal_after_jit_load(tmp_path):
@@ -110,6 +110,15 @@ def test_window_under_to_static(dims, causal, window):
         q, k, v = tensors(b=1, s=23, seed=1)
         want = pfm.flashmask_attention(q, k, v, causal=causal, window_size=window)
         assert float((fn(q, k, v) - want).abs().max()) < 1e-6
+
+
+def test_window_and_default_scale_after_jit_load(tmp_path):
+    fn = compile_attention([DYNAMIC] * 4, [DYNAMIC] * 4, causal=True, window_size=(4, 0))
+    loaded = saved_and_loaded(fn, tmp_path)
+    for s, d in ((16, 8), (29, 12)):
+        q, k, v = tensors(b=1, s=s, d=d)
+        want = pfm.flashmask_attention(q, k, v, causal=True, window_size=(4, 0))
+        assert float((loaded(q, k, v) - want).abs().max()) < 1e-6
 
 
 def test_default_scale_with_dynamic_head_dim():
