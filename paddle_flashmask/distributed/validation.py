@@ -37,11 +37,11 @@ def local_error(query, key, value, startend_row_indices, *, causal, strategy, sh
     return None
 
 
-def _fingerprint(startend_row_indices):
+def _fingerprint(startend_row_indices, place):
     """Two int64 sums that differ between ranks whose masks differ (almost
     surely): O(S) on the device, read with the facts' one all_gather."""
     if startend_row_indices is None:
-        return paddle.zeros([2], dtype="int64")
+        return paddle.to_tensor([0, 0], dtype="int64", place=place)
     flat = startend_row_indices.flatten().astype("int64")
     weights = paddle.arange(flat.shape[0], dtype="int64") % 65521 + 1
     return paddle.stack([flat.sum(), (flat * weights).sum()])
@@ -61,8 +61,7 @@ def agree_on_inputs(query, key, startend_row_indices, *, causal, strategy, shard
              CP_STRATEGIES.index(strategy) if strategy in CP_STRATEGIES else -1, scale]
     if startend_row_indices is None:
         facts[1] = shard_plan.seqlen if shard_plan is not None else -1
-    fingerprint = (_fingerprint(startend_row_indices) if error is None
-                   else paddle.zeros([2], dtype="int64"))
+    fingerprint = _fingerprint(None if error is not None else startend_row_indices, query.place)
     row = paddle.concat([paddle.to_tensor(facts, dtype="int64", place=query.place),
                          fingerprint.astype("int64"),
                          paddle.to_tensor([int(error is not None)], dtype="int64",
