@@ -10,7 +10,10 @@ from attention_cases import random_qkv, rel_err
 from reference import dense_allowed, dense_attention
 
 
-def qkv(b=1, s=24, h=2, hk=1, d=8, seed=0):
+D_EDGE = 8
+
+
+def qkv(b=1, s=24, h=2, hk=1, d=D_EDGE, seed=0):
     return random_qkv(b, s, s, h, hk, d, seed=seed)
 
 
@@ -186,6 +189,37 @@ def test_non_finite_value_reaches_only_rows_that_see_its_key(poison):
                                          return_softmax_lse=True)
     assert float(out2[0, :4].abs().max()) == 0.0
     assert bool(paddle.isinf(lse2[0, :, :4]).all())
+
+
+@pytest.mark.parametrize("where", ["query", "key", "value"])
+def test_non_finite_input_travels_only_along_unmasked_pairs_in_gradients(where):
+    """Documents [0, 10), [10, 20), [20, 30), [30, 40), causal: a NaN at position
+    13 may reach rows 13..19 and, through them, the keys 10..19 they see;
+    every other output and gradient equals the reference without the NaN."""
+    s = 40
+    q, k, v = qkv(s=s, h=2, hk=1)
+    poisoned = {"query": q, "key": k, "value": v}[where].detach().clone()
+    poisoned[0, 13, 0, 1] = float("nan")
+    inputs = [poisoned if t is {"query": q, "key": k, "value": v}[where] else t.detach()
+              for t in (q, k, v)]
+    clean = [t.detach() for t in (q, k, v)]
+    for t in inputs + clean:
+        t.stop_gradient = False
+    idx = _doc_mask(s, 10)
+    dout = paddle.randn([1, s, 2, D_EDGE])
+    got = pfm.flashmask_attention(*inputs, idx, causal=True)
+    want = pfm.flashmask_attention(*clean, idx, causal=True)
+    got_grads = paddle.grad([got], inputs, [dout])
+    want_grads = paddle.grad([want], clean, [dout])
+    outside = [i for i in range(s) if not 10 <= i < 20]
+    rows = [i for i in range(s) if not 13 <= i < 20]
+    for name, g, w, keep in (("out", got, want, rows), ("dq", got_grads[0], want_grads[0], rows),
+                             ("dk", got_grads[1], want_grads[1], outside),
+                             ("dv", got_grads[2], want_grads[2], outside)):
+        g, w = g.numpy()[0, keep], w.numpy()[0, keep]
+        assert np.isfinite(g).all(), f"{where}: non-finite {name} outside the poisoned pairs"
+        assert np.abs(g - w).max() < 1e-5, name
+    assert not np.isfinite(got.numpy()[0, 13:20, 0]).all()
 
 
 # ---- GPU grid limits (the checks are framework-neutral: no GPU needed) ------------------------

@@ -42,24 +42,6 @@ inline float softmax_update(float* s, int cols_pad, float& row_max, float& row_s
   return alpha;
 }
 
-bool all_finite(const float* x, int n) {
-  for (int i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return false;
-  return true;
-}
-
-// acc += P V skipping P == 0: masked keys then never touch acc, so a NaN or
-// Inf in V reaches only the rows that see its key (the GEMM would add 0 * NaN).
-void pv_skipping_zeros(const float* prob, int rows, int cols, const float* v, int dpad,
-                       float* acc) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const float w = prob[r * kBlockN + c];
-      if (w == 0.f) continue;
-      for (int d = 0; d < dpad; ++d) acc[r * dpad + d] += w * v[c * dpad + d];
-    }
-}
-
 void forward_task(const FwdParams& p, const MaskTiles& tiles, int b, int h, int m_tile,
                   FwdScratch& w) {
   const int D = p.head_dim, dpad = round_up(D, kGemmCols);
@@ -104,11 +86,8 @@ void forward_task(const FwdParams& p, const MaskTiles& tiles, int b, int h, int 
     for (int r = rows; r < rows_pad; ++r)
       std::fill(w.s.begin() + r * kBlockN, w.s.begin() + (r + 1) * kBlockN, 0.f);
     if (p.dropout_p > 0.f) dropout_tile(w.s.data(), kBlockN, rows, cols, r0, c0, b, h, p);
-    if (kind == TileKind::kPartial && !all_finite(w.v.data(), cols * dpad))
-      pv_skipping_zeros(w.s.data(), rows, cols, w.v.data(), dpad, w.acc.data());
-    else
-      gemm_acc(rows_pad, dpad, kBlockN, w.s.data(), kBlockN, 1, w.v.data(), dpad, w.acc.data(),
-               dpad);
+    gemm_acc_zero_safe(all_finite(w.v.data(), int64_t(cols) * dpad), rows_pad, dpad, kBlockN,
+                       w.s.data(), kBlockN, 1, w.v.data(), dpad, w.acc.data(), dpad);
   }
 
   // Rows that saw no key (masked everywhere) give 0 and lse = -inf; a NaN sum
