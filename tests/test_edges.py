@@ -17,12 +17,6 @@ def qkv(b=1, s=24, h=2, hk=1, d=D_EDGE, seed=0):
     return random_qkv(b, s, s, h, hk, d, seed=seed)
 
 
-def raw_args(q, k, v, idx=None):
-    out, lse = raw_ops.attention_forward(q, k, v, idx, paddle.zeros([2], "int64"), dropout_p=0.0,
-                                         causal=True, softmax_scale=None)
-    return q, k, v, idx, paddle.zeros([2], "int64"), out, lse, paddle.ones_like(out)
-
-
 # ---- raw ops: C++ refusals are ValueErrors, never OSError or a signal ----------------------
 
 def test_raw_backward_head_dim_0_is_a_value_error():
