@@ -2,6 +2,14 @@
 
 Paddle's own generator writes the op wrappers (dygraph, PIR and static graph),
 so the ops behave exactly like those of `paddle.utils.cpp_extension.setup`.
+
+Why not a public path: Paddle 3.3.1 has none for a prebuilt library. The
+module `setup` writes next to it (`_flashmask_ops.py`) is that generator's
+output plus a bootstrap that loads `_flashmask_ops_pd_.so`, a name only an
+in-place build produces (a wheel install keeps `_flashmask_ops.so`, which also
+shadows the .py on import), and `paddle.utils.cpp_extension.load` compiles from
+source. So we register the library the way that bootstrap does and run the
+same generator (`_custom_api_content`, private) on the registered names.
 """
 import glob
 import os
@@ -26,10 +34,8 @@ def library_path():
 def _load():
     with warnings.catch_warnings():  # paddle warns about ccache on import
         warnings.simplefilter("ignore")
-        from paddle.utils.cpp_extension.extension_utils import (
-            _custom_api_content,
-            load_op_meta_info_and_register_op,
-        )
+        from paddle.utils.cpp_extension import load_op_meta_info_and_register_op
+        from paddle.utils.cpp_extension.extension_utils import _custom_api_content
     names = load_op_meta_info_and_register_op(library_path())
     namespace = {}
     for name in sorted(set(names)):

@@ -2,9 +2,9 @@
 `paddle.nn.functional.flashmask_attention`, on our CPU and CUDA kernels."""
 import paddle
 
-from . import checks
+from .checks import INDICES, TensorFacts, check_attention_inputs, known
+from .layouts import window_columns
 from .raw_ops import attention_forward
-from .validation import normalize_window
 
 
 # Plain Python under to_static: the checks read static shapes (-1 where unknown)
@@ -24,35 +24,41 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
             causal=True:  ncols 1 = [LTS] (LTE = seqlen_q), ncols 2 = [LTS, LTE];
             causal=False: ncols 2 = [LTS, UTE] (LTE = seqlen_q, UTS = 0),
                           ncols 4 = [LTS, LTE, UTS, UTE].
+            Any int32 is valid: a bound acts clamped into [0, seqlen_q], and a band
+            whose start is at or past its end is empty (no value is read on the host).
             None: plain (or causal) attention.
         dropout: probability of dropping an attention weight (training only).
         causal: also mask key j for row i when j > i + (seqlen_k - seqlen_q).
-        window_size: int or (left, right): sliding-window attention (no startend_row_indices).
+        window_size: int or (left, right): row i sees keys [i - left, i + right] (no
+            startend_row_indices); a window at least seqlen long means no limit.
         return_softmax_lse: also return the float32 log-sum-exp [batch, num_heads, seqlen_q]
             (-inf for rows that see no key; it carries no gradient).
         return_seed_offset: also return the int64 [2] (seed, offset) the dropout used.
         fixed_seed_offset: int64 [2] (seed, offset) to reproduce a dropout pattern.
         rng_name: draw the dropout seed from this named RNG state (fleet's RNG tracker).
         training: dropout is applied only when True.
-        softmax_scale: defaults to head_dim ** -0.5.
+        softmax_scale: defaults to head_dim ** -0.5 (the run-time head_dim in static graphs).
+        Python or numpy scalars are accepted.
 
     Returns:
         out [batch, seqlen_q, num_heads, head_dim], or a list with softmax_lse and/or
-        seed_offset appended, as Paddle does. Rows masked everywhere give 0.
+        seed_offset appended, as Paddle does. Rows masked everywhere give 0; a row
+        with a NaN score gives NaN (the README states the NaN/Inf rule). Double
+        backward raises NotImplementedError.
     """
-    checks.check_attention_inputs(
-        query, key, value, startend_row_indices, dropout=dropout, causal=causal,
-        window_size=window_size, fixed_seed_offset=fixed_seed_offset, rng_name=rng_name,
-        softmax_scale=softmax_scale)
-    if window_size is not None:
+    scalars = check_inputs(query, key, value, startend_row_indices, fixed_seed_offset,
+                           causal=causal, dropout=dropout, softmax_scale=softmax_scale,
+                           window_size=window_size, rng_name=rng_name)
+    causal = scalars.causal
+    if scalars.window is not None:
         startend_row_indices = window_startend_row_indices(
-            query.shape[0], query.shape[1], normalize_window(window_size), causal)
-    scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
-    dropout_p = float(dropout) if training else 0.0
+            *_batch_and_seqlen(query), scalars.window, causal)
+    dropout_p = scalars.dropout if training else 0.0
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, rng_name)
 
     out, softmax_lse = attention_forward(query, key, value, startend_row_indices, seed_offset,
-                                         dropout_p=dropout_p, causal=causal, softmax_scale=scale)
+                                         dropout_p=dropout_p, causal=causal,
+                                         softmax_scale=scalars.softmax_scale)
     softmax_lse.stop_gradient = True
 
     outputs = [out]
@@ -64,16 +70,49 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
 
 
 def window_startend_row_indices(batch, seqlen, window, causal):
-    """The startend_row_indices of a sliding window, built as Paddle builds it:
-    key j is seen by rows [j - right, j + left]."""
-    left, right = window
-    lts = paddle.clip(paddle.arange(left + 1, seqlen + left + 1, dtype="int32"), max=seqlen)
-    if causal:
-        idx = lts.reshape([1, 1, seqlen, 1])
-    else:
-        ute = paddle.clip(paddle.arange(-right, seqlen - right, dtype="int32"), min=0)
-        idx = paddle.stack([lts, ute], axis=-1).reshape([1, 1, seqlen, 2])
+    """The startend_row_indices of a sliding window (key j is seen by rows
+    [j - right, j + left]). batch and seqlen: ints, or scalar tensors where a
+    static graph knows them only at run time."""
+    if isinstance(seqlen, (paddle.Tensor, paddle.pir.Value)):
+        seqlen = seqlen.astype("int64")
+    cols = paddle.arange(seqlen, dtype="int64")
+    columns = window_columns(cols, seqlen, window, causal, paddle.clip)
+    idx = paddle.stack(columns, axis=-1).astype("int32").reshape([1, 1, -1, len(columns)])
     return paddle.tile(idx, [batch, 1, 1, 1])
+
+
+def _batch_and_seqlen(query):
+    """Static dims as ints; a dim a static graph knows only at run time from paddle.shape."""
+    b, s = query.shape[0], query.shape[1]
+    if known(b) and known(s):
+        return b, s
+    dims = paddle.shape(query)
+    return (b if known(b) else dims[0]), (s if known(s) else dims[1])
+
+
+def describe(name, t):
+    """The checks' view of a Paddle tensor (dygraph, or a static-graph value)."""
+    if not isinstance(t, (paddle.Tensor, paddle.pir.Value, paddle.static.Variable)):
+        raise TypeError(f"{name} must be a paddle.Tensor, got {type(t).__name__}")
+    device = ""
+    if paddle.in_dynamic_mode():
+        place = t.place
+        device = ("cpu" if place.is_cpu_place() else
+                  f"gpu:{place.gpu_device_id()}" if place.is_gpu_place() else str(place))
+    return TensorFacts(tuple(-1 if d is None else d for d in t.shape), str(t.dtype).split(".")[-1],
+                       device)
+
+
+def check_inputs(query, key, value, startend_row_indices=None, fixed_seed_offset=None, *, causal,
+                 dropout=0.0, softmax_scale=None, window_size=None, rng_name=""):
+    """checks.check_attention_inputs on Paddle tensors; returns the checked Scalars."""
+    if not isinstance(rng_name, str):
+        raise TypeError(f"rng_name must be a str, got {type(rng_name).__name__}")
+    facts = [describe(n, t) if t is not None else None for n, t in
+             (("query", query), ("key", key), ("value", value),
+              (INDICES, startend_row_indices), ("fixed_seed_offset", fixed_seed_offset))]
+    return check_attention_inputs(*facts, causal=causal, dropout=dropout,
+                                  softmax_scale=softmax_scale, window_size=window_size)
 
 
 def _seed_offset(fixed_seed_offset, dropout_p, rng_name):

@@ -1,68 +1,242 @@
-"""Input checks of the Paddle door: the Paddle-specific facts (tensor types,
-dtypes, places, index values) here, everything else in validation.py, shared
-with the PyTorch door."""
-import os
+"""Input checks of both doors (Paddle, PyTorch) and the context-parallel path.
 
-import paddle
+Framework-neutral: a door describes each tensor as a TensorFacts (shape, -1
+where a static graph knows a dim only at run time; dtype name; device) and
+passes its scalars; every refusal is a ValueError or TypeError that names the
+argument. `check_attention_inputs` returns the scalars as plain Python values
+(numpy scalars accepted), so the op receives exactly what was checked.
 
-from . import validation as v
+Index VALUES are not checked here: any int32 bound has a meaning (see
+layouts.py and the README), so no call needs to read the mask from the device.
+"""
+import math
+import numbers
+from typing import NamedTuple, Optional, Tuple
 
-FLOAT_DTYPES = (paddle.float16, paddle.bfloat16, paddle.float32)
-_CHECKED = v.CheckedOnce()
+import numpy as np
+
+from .kernel_table import CUDA_HEAD_DIMS
+from .layouts import column_counts
+
+# CUDA_HEAD_DIMS: the head dims the CUDA kernels are instantiated for (generated
+# from custom_ops/generate_kernels.py); the CPU kernel takes any up to 512.
+MAX_CPU_HEAD_DIM = 512
+FLOAT_DTYPES = ("float16", "bfloat16", "float32")
+INDICES = "startend_row_indices"
+# Sizes and row bounds are int32 in the kernels.
+MAX_INT32 = 2**31 - 1
+# The CUDA grids are (tiles, num_heads, batch): grid dims y and z stop at 65535.
+MAX_GPU_GRID_YZ = 65535
 
 
-def _is_dygraph():
-    return paddle.in_dynamic_mode()
+class TensorFacts(NamedTuple):
+    shape: Tuple[int, ...]  # -1 where unknown until run time
+    dtype: str              # "float32", "int32", ...
+    device: str             # "cpu", "gpu:0", "cuda:1", ... or "" when unknown (static graph)
+
+    @property
+    def on_gpu(self):
+        return self.device.startswith(("gpu", "cuda"))
 
 
-def _check_tensor(name, t):
-    if not isinstance(t, (paddle.Tensor, paddle.pir.Value, paddle.static.Variable)):
-        raise TypeError(f"{name} must be a paddle.Tensor, got {type(t).__name__}")
+class Scalars(NamedTuple):
+    causal: bool
+    dropout: float
+    softmax_scale: Optional[float]
+    window: Optional[Tuple[int, int]]
 
 
-def check_attention_inputs(query, key, value, startend_row_indices, *, dropout, causal,
-                           window_size, fixed_seed_offset, rng_name, softmax_scale):
+def known(dim):
+    return dim is not None and dim >= 0
+
+
+# ---- scalars: Python or numpy --------------------------------------------------------------
+
+def as_bool(name, x):
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    raise TypeError(f"{name} must be a bool, got {type(x).__name__}")
+
+
+def as_float(name, x, what="a float"):
+    if isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)):
+        return float(x)
+    raise TypeError(f"{name} must be {what}, got {type(x).__name__}")
+
+
+def as_int(name, x):
+    if isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_)):
+        return int(x)
+    raise TypeError(f"{name} must be an int, got {type(x).__name__}")
+
+
+def check_dropout(dropout):
+    p = as_float("dropout", dropout)
+    # The op takes a float32: 1 - 1e-9 would become 1.0 there (every weight dropped).
+    if not (0.0 <= p < 1.0 and np.float32(p) < 1.0):
+        raise ValueError(f"dropout must lie in [0, 1) as a float32, got {dropout!r}")
+    return p
+
+
+def check_softmax_scale(softmax_scale):
+    if softmax_scale is None:
+        return None
+    s = as_float("softmax_scale", softmax_scale, "a float or None")
+    # The op takes a float32: 1e39 would become inf there, 1e-50 zero.
+    with np.errstate(over="ignore", under="ignore"):
+        s32 = np.float32(s)
+    if not (math.isfinite(s) and s > 0 and np.isfinite(s32) and s32 > 0):
+        raise ValueError("softmax_scale must be positive and finite as a float32 "
+                         f"(about 1.2e-38 to 3.4e38), got {softmax_scale!r}")
+    return s
+
+
+def normalize_window(window_size):
+    """(left, right), each at most MAX_INT32: a window at least seqlen long
+    has no limit, and no seqlen exceeds MAX_INT32."""
+    if isinstance(window_size, (tuple, list)):
+        if len(window_size) != 2:
+            raise TypeError(f"window_size must be an int or a (left, right) pair of ints, got "
+                            f"{window_size!r}")
+        pair = tuple(as_int("window_size", w) for w in window_size)
+    else:
+        try:
+            w = as_int("window_size", window_size)
+        except TypeError:
+            raise TypeError("window_size must be an int or a (left, right) pair of ints, got "
+                            f"{window_size!r}") from None
+        pair = (w, w)
+    if min(pair) < 0:
+        raise ValueError(f"window_size must be non-negative, got {window_size!r}")
+    return tuple(min(w, MAX_INT32) for w in pair)
+
+
+# ---- tensors --------------------------------------------------------------------------------
+
+def check_rank4(name, shape, layout):
+    if len(shape) != 4:
+        raise ValueError(f"{name} must be a 4-D tensor {layout}, got shape {list(shape)}")
+
+
+def check_qkv(query, key, value):
+    """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k)."""
     for name, t in (("query", query), ("key", key), ("value", value)):
-        _check_tensor(name, t)
-        v.check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
+        check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
         if t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} must be float16, bfloat16 or float32, got {t.dtype}")
-    if key.dtype != query.dtype or value.dtype != query.dtype:
-        raise TypeError(
-            f"query, key and value must share one dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
-    on_gpu = _is_dygraph() and not query.place.is_cpu_place()
-    if _is_dygraph():
-        for name, t in (("key", key), ("value", value)):
-            if str(t.place) != str(query.place):
-                raise ValueError(f"{name} is on {t.place} but query is on {query.place}")
-    if on_gpu and query.dtype == paddle.float32:
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError(f"query, key and value must share one dtype, got {query.dtype}, "
+                        f"{key.dtype}, {value.dtype}")
+    for name, t in (("key", key), ("value", value)):
+        if query.device and t.device and t.device != query.device:
+            raise ValueError(f"{name} is on {t.device} but query is on {query.device}")
+    on_gpu = query.on_gpu
+    if on_gpu and query.dtype == "float32":
         raise TypeError("query: float32 is supported on CPU only; use float16 or bfloat16 on GPU")
-    b, sq, h, _, sk, hk = v.check_qkv_shapes(query.shape, key.shape, value.shape, on_gpu)
 
-    v.check_scalars(causal, dropout, softmax_scale)
-    if not isinstance(rng_name, str):
-        raise TypeError(f"rng_name must be a str, got {type(rng_name).__name__}")
+    b, sq, h, d = query.shape
+    bk, sk, hk, dk = key.shape
+    if list(value.shape) != list(key.shape):
+        raise ValueError(f"value shape {list(value.shape)} must equal key shape {list(key.shape)}")
+    if known(b) and known(bk) and b != bk:
+        raise ValueError(f"key batch size {bk} differs from query batch size {b}")
+    if known(d) and known(dk) and d != dk:
+        raise ValueError(f"key head_dim {dk} differs from query head_dim {d}")
+    grid_limited = ("query batch size", "query num_heads") if on_gpu else ()
+    for name, n in (("query batch size", b), ("query seqlen", sq), ("key seqlen", sk),
+                    ("query num_heads", h), ("key num_heads", hk)):
+        if not known(n):
+            continue
+        if n == 0:
+            raise ValueError(f"{name} must be positive, got 0")
+        if n > MAX_INT32:
+            raise ValueError(f"{name} must be at most {MAX_INT32} (int32 in the kernels), got {n}")
+        if name in grid_limited and n > MAX_GPU_GRID_YZ:
+            raise ValueError(f"{name} must be at most {MAX_GPU_GRID_YZ} on GPU (a CUDA grid "
+                             f"dimension), got {n}")
+    if known(h) and known(hk) and h % hk != 0:
+        raise ValueError(f"query num_heads ({h}) must be a multiple of key num_heads ({hk}) for "
+                         "GQA/MQA")
+    if known(d):
+        if on_gpu and d not in CUDA_HEAD_DIMS:
+            raise ValueError(f"query head_dim {d} is not supported on GPU; use one of {CUDA_HEAD_DIMS}")
+        if not 1 <= d <= MAX_CPU_HEAD_DIM:
+            raise ValueError(f"query head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {d}")
+    return b, sq, h, d, sk, hk
+
+
+def check_seed_offset(seed_offset):
+    if seed_offset.dtype != "int64" or list(seed_offset.shape) not in ([2], [-1]):
+        raise ValueError("fixed_seed_offset must be an int64 tensor of shape [2] (seed, offset), "
+                         f"got {seed_offset.dtype} {list(seed_offset.shape)}")
+
+
+def check_indices(indices, *, causal, batch, seqlen_k, num_heads, num_heads_k, device):
+    if indices.dtype != "int32":
+        raise TypeError(f"{INDICES} must be int32, got {indices.dtype}")
+    check_rank4(INDICES, indices.shape, "[batch, 1 | num_heads_k | num_heads, seqlen_k, ncols]")
+    ib, ih, isk, ncols = indices.shape
+    if known(ib) and known(batch) and ib != batch:
+        raise ValueError(f"{INDICES}.shape[0] must equal batch size {batch}, got {ib}")
+    if known(isk) and known(seqlen_k) and isk != seqlen_k:
+        raise ValueError(f"{INDICES}.shape[2] must equal key seqlen {seqlen_k}, got {isk}")
+    if known(ih) and known(num_heads) and known(num_heads_k) and ih not in (1, num_heads_k,
+                                                                             num_heads):
+        raise ValueError(f"{INDICES}.shape[1] must be 1, num_heads_k ({num_heads_k}) or num_heads "
+                         f"({num_heads}), got {ih}")
+    allowed = column_counts(causal)
+    if known(ncols) and ncols not in allowed:  # unknown: the op checks it at run time
+        raise ValueError(f"{INDICES} must have {' or '.join(map(str, allowed))} columns with "
+                         f"causal={causal}, got {ncols}")
+    if device and indices.device and indices.device != device:
+        raise ValueError(f"{INDICES} is on {indices.device} but query is on {device}")
+
+
+def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=None, *, causal,
+                           dropout=0.0, softmax_scale=None, window_size=None):
+    """query/key/value/indices/fixed_seed_offset: TensorFacts (indices and the
+    seed may be None). Returns the checked Scalars."""
+    b, sq, h, _, sk, hk = check_qkv(query, key, value)
+    scalars = Scalars(as_bool("causal", causal), check_dropout(dropout),
+                      check_softmax_scale(softmax_scale),
+                      None if window_size is None else normalize_window(window_size))
     if fixed_seed_offset is not None:
-        _check_tensor("fixed_seed_offset", fixed_seed_offset)
-        v.check_seed_offset(fixed_seed_offset.dtype == paddle.int64, fixed_seed_offset.shape,
-                            fixed_seed_offset.dtype)
+        check_seed_offset(fixed_seed_offset)
     if window_size is not None:
-        v.check_window(window_size, startend_row_indices is not None, sq, sk)
-    if startend_row_indices is not None:
-        check_startend_row_indices(startend_row_indices, causal=causal, batch=b, seqlen_q=sq,
-                                   seqlen_k=sk, num_heads=h, num_heads_k=hk)
+        if indices is not None:
+            raise ValueError(f"window_size cannot be combined with {INDICES}")
+        if known(sq) and known(sk) and sq != sk:
+            raise ValueError(f"window_size needs equal query and key seqlen, got {sq} and {sk}")
+    if indices is not None:
+        check_indices(indices, causal=scalars.causal, batch=b, seqlen_k=sk, num_heads=h,
+                      num_heads_k=hk, device=query.device)
+    return scalars
 
 
-def check_startend_row_indices(idx, *, causal, batch, seqlen_q, seqlen_k, num_heads, num_heads_k):
-    _check_tensor(v.INDICES, idx)
-    if idx.dtype != paddle.int32:
-        raise TypeError(f"{v.INDICES} must be int32, got {idx.dtype}")
-    v.check_indices_shape(idx.shape, causal=causal, batch=batch, seqlen_k=seqlen_k,
-                          num_heads=num_heads, num_heads_k=num_heads_k)
-    # Values need the data: O(S) work and one sync on GPU, once per tensor version
-    # (a mask shared by all layers is checked once); PADDLE_FLASHMASK_CHECK_INDICES=0 skips it.
-    if (_is_dygraph() and os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0"
-            and not _CHECKED.seen(idx, idx.inplace_version, seqlen_q, causal)):
-        v.check_index_values(int(idx.min()), int(idx.max()), seqlen_q, causal, idx.shape[-1],
-                             lambda s, e: bool((idx[..., s] > idx[..., e]).any()))
-        _CHECKED.add(idx, idx.inplace_version, seqlen_q, causal)
+# ---- context parallelism: what one rank can check alone --------------------------------------
+
+CP_STRATEGIES = ("ring", "all_gather")
+
+
+def check_context_parallel(query, key, indices, *, strategy, shard_plan, rank, world_size):
+    """The local facts of one rank's shards (query/key/indices: TensorFacts);
+    check_attention_inputs covers the rest."""
+    if strategy not in CP_STRATEGIES:
+        raise ValueError(f"strategy must be one of {CP_STRATEGIES}, got {strategy!r}")
+    if query.shape[1] != key.shape[1]:
+        raise ValueError(f"query and key shards must hold the same tokens; got {query.shape[1]} "
+                         f"query and {key.shape[1]} key tokens on rank {rank}")
+    if indices is not None and len(indices.shape) != 4:
+        raise ValueError(f"{INDICES} must be the full mask [B, h, S, ncols], got shape "
+                         f"{list(indices.shape)}")
+    if shard_plan is None:
+        return
+    if shard_plan.world_size != world_size:
+        raise ValueError(f"shard_plan is for {shard_plan.world_size} ranks but the group has "
+                         f"{world_size}")
+    if indices is not None and shard_plan.seqlen != indices.shape[2]:
+        raise ValueError(f"shard_plan covers {shard_plan.seqlen} tokens but {INDICES} has global "
+                         f"length {indices.shape[2]}")
+    if shard_plan.shard_lengths[rank] != query.shape[1]:
+        raise ValueError(f"shard_plan gives rank {rank} {shard_plan.shard_lengths[rank]} tokens but "
+                         f"its query shard has {query.shape[1]}")

@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .layouts import column_counts, decode
+
 __all__ = [
     "MaskSpec", "causal_document_mask", "document_mask", "share_question_mask",
     "sliding_window_mask", "global_sliding_window_mask", "causal_blockwise_mask",
@@ -389,27 +391,12 @@ def prefix_lm_document_mask(docs, seqlen=None, *, return_tensor=False):
 # Dense conversion
 # ----------------------------------------------------------------------------
 
-_LAYOUTS = {True: (1, 2), False: (2, 4)}
-
-
 def _as_numpy(x):
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "numpy"):  # paddle / torch tensor
         return np.asarray(x.numpy())
     return np.asarray(x)
-
-
-def _decode(idx, causal, sq):
-    """(LTS, LTE, UTS, UTE), each [B, h, Sk]."""
-    full = np.full(idx.shape[:-1], sq, dtype=np.int64)
-    zero = np.zeros(idx.shape[:-1], dtype=np.int64)
-    ncols = idx.shape[-1]
-    if causal:
-        return idx[..., 0], (idx[..., 1] if ncols == 2 else full), zero, zero
-    if ncols == 2:
-        return idx[..., 0], full, zero, idx[..., 1]
-    return idx[..., 0], idx[..., 1], idx[..., 2], idx[..., 3]
 
 
 def to_dense(startend_row_indices, causal=None, sq=None):
@@ -426,13 +413,15 @@ def to_dense(startend_row_indices, causal=None, sq=None):
     if idx.ndim != 4 or idx.dtype.kind not in "iu":
         raise ValueError(f"startend_row_indices must be an int array [B, h, Sk, ncols], "
                          f"got {idx.dtype} shape {list(idx.shape)}")
-    if idx.shape[-1] not in _LAYOUTS[causal]:
-        raise ValueError(f"startend_row_indices must have {' or '.join(map(str, _LAYOUTS[causal]))} "
+    counts = column_counts(causal)
+    if idx.shape[-1] not in counts:
+        raise ValueError(f"startend_row_indices must have {' or '.join(map(str, counts))} "
                          f"columns with causal={causal}, got {idx.shape[-1]}")
     sk = idx.shape[2]
     sq = sk if sq is None else _int("sq", sq, 1)
     idx = idx.astype(np.int64)
-    lts, lte, uts, ute = (b[:, :, None, :] for b in _decode(idx, causal, sq))
+    lts, lte, uts, ute = (b[:, :, None, :] if isinstance(b, np.ndarray) else b
+                          for b in decode(idx, causal, sq))
     rows = np.arange(sq).reshape(1, 1, sq, 1)
     masked = ((rows >= lts) & (rows < lte)) | ((rows >= uts) & (rows < ute))
     if causal:

@@ -1,17 +1,24 @@
 """The custom ops without the user-facing layer: for code that drives the
 forward and backward itself (context parallelism, custom autograd).
 
-No input checks here: call paddle_flashmask.checks first where inputs come
-from users.
+No Python checks here (call paddle_flashmask.api.check_inputs where inputs come
+from users); the ops' own C++ checks refuse bad shapes with a ValueError.
+softmax_scale=None means head_dim ** -0.5, taken from the run-time head_dim
+(the op's attribute 0.0), so it also works where a static graph knows head_dim
+only at run time.
 """
 from ._ops import op
+
+
+def _scale_attr(softmax_scale):
+    return 0.0 if softmax_scale is None else float(softmax_scale)
 
 
 def attention_forward(query, key, value, startend_row_indices, seed_offset, *, dropout_p,
                       causal, softmax_scale):
     """Returns (out, softmax_lse [B, H, Sq] float32; -inf where a row sees no key)."""
     return op("pfm_flashmask_attention")(query, key, value, startend_row_indices, seed_offset,
-                                         float(dropout_p), bool(causal), float(softmax_scale))
+                                         float(dropout_p), bool(causal), _scale_attr(softmax_scale))
 
 
 def attention_backward(query, key, value, startend_row_indices, seed_offset, out, softmax_lse,
@@ -20,4 +27,4 @@ def attention_backward(query, key, value, startend_row_indices, seed_offset, out
     several partial forwards: dS = P * (dP - rowsum(dO * out)) only needs the final ones."""
     return op("pfm_flashmask_attention_bwd")(query, key, value, startend_row_indices, seed_offset,
                                              out, softmax_lse, out_grad, float(dropout_p),
-                                             bool(causal), float(softmax_scale))
+                                             bool(causal), _scale_attr(softmax_scale))

@@ -4,7 +4,7 @@ import numpy as np
 import paddle
 
 import paddle_flashmask as pfm
-from paddle_flashmask.reference import dense_allowed, dense_attention
+from reference import dense_allowed, dense_attention
 
 # (causal, ncols): every layout the API accepts; ncols 0 = no mask tensor.
 LAYOUTS = [(True, 0), (True, 1), (True, 2), (False, 0), (False, 2), (False, 4)]

@@ -52,6 +52,11 @@ def mask_cases(seqlen, rng):
     dead_rows = random_bands(rng, seqlen, HEADS_K, 4)
     dead_rows[..., 2], dead_rows[..., 3] = 0, np.maximum(dead_rows[..., 3], 9)  # rows 0..8 see nothing
     yield "noncausal_4col_dead_rows", dead_rows, False
+    # Any int32 bound is valid: out of [0, S] and start > end (an empty band).
+    yield "noncausal_4col_any_int32", rng.integers(-9, seqlen + 9, (BATCH, HEADS, seqlen, 4)
+                                                   ).astype(np.int32), False
+    yield "causal_2col_any_int32", rng.integers(-9, seqlen + 9, (BATCH, 1, seqlen, 2)
+                                                ).astype(np.int32), True
 
 
 def planning_mask(startend, causal, seqlen):
@@ -136,20 +141,23 @@ def bad_input_cases(rank, world):
     short = paddle.to_tensor(make_paper_mask("causal_document", BATCH, SEQLEN // 2,
                                              seed=1).startend_row_indices.astype(np.int32))
 
-    def call(rows, kv_heads=HEADS_K, startend=idx, shard_plan=None):
+    def call(rows, kv_heads=HEADS_K, startend=idx, shard_plan=None, softmax_scale=None):
         q = paddle.to_tensor(full_q[:, :rows])
         k = paddle.to_tensor(full_k[:, :rows, :kv_heads]) if kv_heads <= HEADS_K else \
             paddle.to_tensor(np.zeros((BATCH, rows, kv_heads, HEAD_DIM), np.float32))
         return context_parallel_flashmask_attention(q, k, k, startend, causal=True,
-                                                    shard_plan=shard_plan)
+                                                    shard_plan=shard_plan,
+                                                    softmax_scale=softmax_scale)
 
     return [
         ("shards_do_not_add_up", lambda: call(per + (1 if rank == 0 else 0))),
         ("mask_longer_than_shards", lambda: call(per, startend=paddle.concat([idx, idx], axis=2))),
         ("plan_for_other_length", lambda: call(per, startend=short, shard_plan=plan)),
         ("bad_heads_on_last_rank", lambda: call(per, kv_heads=3 if rank == world - 1 else HEADS_K)),
-        ("indices_out_of_range_on_rank0",
-         lambda: call(per, startend=idx + (SEQLEN if rank == 0 else 0))),
+        ("mask_values_differ_on_rank0",
+         lambda: call(per, startend=paddle.clip(idx - (1 if rank == 0 else 0), min=0))),
+        ("softmax_scale_differs_on_rank0",
+         lambda: call(per, softmax_scale=0.5 if rank == 0 else 0.25)),
     ]
 
 

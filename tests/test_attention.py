@@ -105,7 +105,7 @@ def test_window_size(causal, window):
     i = np.arange(s)[:, None]
     j = np.arange(s)[None, :]
     allowed = (j >= i - left) & (j <= i + (0 if causal else right))
-    from paddle_flashmask.reference import dense_attention
+    from reference import dense_attention
 
     out = pfm.flashmask_attention(q, k, v, causal=causal, window_size=window)
     ref, _ = dense_attention(q, k, v, paddle.to_tensor(allowed[None, None]))

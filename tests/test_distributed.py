@@ -85,6 +85,14 @@ def test_pair_counts_random_four_column():
     np.testing.assert_array_equal(visible_keys_per_row(idx, False), _dense_visible_rows(idx, False))
 
 
+@pytest.mark.parametrize("causal,ncols", [(True, 1), (True, 2), (False, 2), (False, 4)])
+def test_pair_counts_any_int32_bounds(causal, ncols):
+    """Out-of-range and start > end bounds count as the kernels read them."""
+    rng = np.random.default_rng(1)
+    idx = rng.integers(-70, 140, (2, 2, 64, ncols)).astype(np.int32)
+    np.testing.assert_array_equal(visible_keys_per_row(idx, causal), _dense_visible_rows(idx, causal))
+
+
 def test_plan_permutation_roundtrip():
     spec = make_paper_mask("share_question", batch=1, seqlen=256, seed=0)
     plan = balance_shards(spec.startend_row_indices, True, world_size=4)

@@ -5,8 +5,8 @@ import paddle
 
 import paddle_flashmask as pfm
 from attention_cases import random_qkv, random_startend, rel_err
-from paddle_flashmask.philox import dropout_keep_mask
-from paddle_flashmask.reference import dense_allowed, dense_attention
+from philox import dropout_keep_mask
+from reference import dense_allowed, dense_attention
 
 P = 0.3
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 import paddle_flashmask as pfm
 from paddle_flashmask import masks
 from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask
-from paddle_flashmask.reference import dense_allowed, dense_attention
+from reference import dense_allowed, dense_attention
 
 FEW = settings(max_examples=25, deadline=None)
 

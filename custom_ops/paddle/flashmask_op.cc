@@ -6,16 +6,34 @@
 //   pfm_flashmask_attention_grad: dq, dk, dv (registered as the grad op)
 //   pfm_flashmask_attention_bwd: the same gradients as a plain op, for callers
 //       that drive the backward themselves (context parallelism).
-// The user-facing checks live in paddle_flashmask/checks.py; the PD_CHECKs
-// here are a backstop for direct callers.
+//   pfm_flashmask_attention_grad_grad: refuses double backward (NotImplementedError).
+// The user-facing checks live in paddle_flashmask/checks.py; the checks here
+// are a backstop for direct callers and for what a static graph learns only at
+// run time. They throw Paddle's own errors (ValueError in Python), which every
+// executor turns into a Python exception; a PD_CHECK failure aborts the
+// static-graph executor.
+// softmax_scale 0 means head_dim ** -0.5 of the run-time head_dim.
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "core/flashmask_api.h"
+#include "paddle/common/enforce.h"
 #include "paddle/extension.h"
 
 namespace {
+
+// ValueError / TypeError in Python.
+void require(bool ok, const std::string& what) {
+  if (!ok) PADDLE_THROW(common::errors::InvalidArgument("flashmask_attention: %s", what.c_str()));
+}
+void require_type(bool ok, const std::string& what) {
+  if (!ok) PADDLE_THROW(common::errors::InvalidType("flashmask_attention: %s", what.c_str()));
+}
+
+// CUDA grid dims y and z (num_heads, batch) stop at 65535.
+constexpr int64_t kMaxGridYZ = 65535;
 
 using flashmask::BwdParams;
 using flashmask::DType;
@@ -26,13 +44,15 @@ DType to_core_dtype(paddle::DataType dt) {
     case paddle::DataType::FLOAT32: return DType::kFloat32;
     case paddle::DataType::FLOAT16: return DType::kFloat16;
     case paddle::DataType::BFLOAT16: return DType::kBFloat16;
-    default: PD_THROW("flashmask_attention: query dtype must be float32, float16 or bfloat16");
+    default: break;
   }
+  PADDLE_THROW(common::errors::InvalidType(
+      "flashmask_attention: query dtype must be float32, float16 or bfloat16"));
 }
 
 int device_of(const paddle::Tensor& t) {
   if (t.is_cpu()) return kFlashMaskCPU;
-  PD_CHECK(t.is_gpu(), "flashmask_attention: tensors must live on CPU or GPU");
+  require(t.is_gpu(), "query must live on CPU or GPU");
   return kFlashMaskCUDA;
 }
 
@@ -80,8 +100,28 @@ flashmask::KernelOptions kernel_options_from_env() {
   return o;
 }
 
+// The core returns 1 for refused params, 2 for a failure while running.
 void check_status(int status, const char* what) {
-  PD_CHECK(status == 0, what, ": ", flashmask_last_error());
+  if (status == 1)
+    PADDLE_THROW(common::errors::InvalidArgument("%s: %s", what, flashmask_last_error()));
+  if (status != 0)
+    PADDLE_THROW(common::errors::PreconditionNotMet("%s: %s", what, flashmask_last_error()));
+}
+
+void check_sizes(const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v) {
+  require(q.shape().size() == 4 && k.shape().size() == 4 && v.shape().size() == 4,
+          "query, key and value must be 4-D [batch, seqlen, num_heads, head_dim]");
+  require(k.shape() == v.shape(), "value shape must equal key shape");
+  require(k.shape()[0] == q.shape()[0], "key batch size differs from query batch size");
+  require(k.shape()[3] == q.shape()[3], "key head_dim differs from query head_dim");
+  for (const auto* t : {&q, &k})
+    for (int64_t d : t->shape())
+      require(d > 0 && d <= INT32_MAX, "query and key dims must lie in [1, 2^31 - 1]");
+  require(q.shape()[2] % k.shape()[2] == 0,
+          "query num_heads must be a multiple of key num_heads (GQA/MQA)");
+  if (q.is_gpu())
+    require(q.shape()[0] <= kMaxGridYZ && q.shape()[2] <= kMaxGridYZ,
+            "query batch size and num_heads must be at most 65535 on GPU");
 }
 
 FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
@@ -89,21 +129,17 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
                           const paddle::optional<paddle::Tensor>& startend,
                           const paddle::Tensor& seed_offset, float dropout, bool causal,
                           float softmax_scale) {
-  PD_CHECK(q.shape().size() == 4 && k.shape().size() == 4 && v.shape().size() == 4,
-           "flashmask_attention: query, key and value must be 4-D [B, S, H, D]");
+  check_sizes(q, k, v);
   FwdParams p;
   p.dtype = to_core_dtype(q.dtype());
-  PD_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
-           "flashmask_attention: query, key and value must share one dtype");
+  require_type(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+               "query, key and value must share one dtype");
   p.batch = static_cast<int32_t>(q.shape()[0]);
   p.seqlen_q = static_cast<int32_t>(q.shape()[1]);
   p.num_heads = static_cast<int32_t>(q.shape()[2]);
   p.head_dim = static_cast<int32_t>(q.shape()[3]);
   p.seqlen_k = static_cast<int32_t>(k.shape()[1]);
   p.num_heads_k = static_cast<int32_t>(k.shape()[2]);
-  PD_CHECK(k.shape() == v.shape(), "flashmask_attention: key and value shapes differ");
-  PD_CHECK(k.shape()[0] == p.batch && k.shape()[3] == p.head_dim,
-           "flashmask_attention: key batch/head_dim differ from query");
   p.q = q.data();
   p.k = k.data();
   p.v = v.data();
@@ -113,9 +149,17 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   set_strides(q, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
   if (startend) {
     const auto& m = *startend;
-    PD_CHECK(m.dtype() == paddle::DataType::INT32 && m.shape().size() == 4 &&
-                 m.shape()[0] == p.batch && m.shape()[2] == p.seqlen_k,
-             "flashmask_attention: startend_row_indices must be int32 [B, h, Sk, ncols]");
+    require_type(m.dtype() == paddle::DataType::INT32, "startend_row_indices must be int32");
+    require(m.shape().size() == 4,
+            "startend_row_indices must be 4-D [batch, heads, seqlen_k, ncols]");
+    require(m.shape()[0] == p.batch, "startend_row_indices.shape[0] must equal the batch size");
+    require(m.shape()[2] == p.seqlen_k, "startend_row_indices.shape[2] must equal key seqlen");
+    require(m.shape()[1] == 1 || m.shape()[1] == p.num_heads_k || m.shape()[1] == p.num_heads,
+            "startend_row_indices.shape[1] must be 1, num_heads_k or num_heads");
+    const int64_t ncols = m.shape()[3];
+    require(causal ? (ncols == 1 || ncols == 2) : (ncols == 2 || ncols == 4),
+            causal ? "startend_row_indices must have 1 or 2 columns with causal=True"
+                   : "startend_row_indices must have 2 or 4 columns with causal=False");
     p.mask.startend = m.data<int32_t>();
     p.mask.heads = static_cast<int32_t>(m.shape()[1]);
     p.mask.ncols = static_cast<int32_t>(m.shape()[3]);
@@ -123,13 +167,17 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
     p.mask.batch_stride = m.shape()[1] * p.mask.head_stride;
   }
   p.causal = causal;
-  p.softmax_scale = softmax_scale;
+  require(std::isfinite(softmax_scale) && softmax_scale >= 0.f,
+          "softmax_scale must be positive and finite (0 means head_dim ** -0.5)");
+  p.softmax_scale =
+      softmax_scale > 0.f ? softmax_scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  require(dropout >= 0.f && dropout < 1.f, "dropout must lie in [0, 1)");
   p.dropout_p = dropout;
   if (dropout > 0.f) {
-    PD_CHECK(seed_offset.dtype() == paddle::DataType::INT64 && seed_offset.numel() == 2,
-             "flashmask_attention: seed_offset must be an int64 tensor of 2 values");
+    require(seed_offset.dtype() == paddle::DataType::INT64 && seed_offset.numel() == 2,
+            "seed_offset must be an int64 tensor of 2 values");
     if (seed_offset.is_gpu()) {  // read by the kernels: graph-capture safe
-      PD_CHECK(q.is_gpu(), "flashmask_attention: seed_offset on the GPU but query on the CPU");
+      require(q.is_gpu(), "seed_offset is on the GPU but query on the CPU");
       p.seed_offset_dev = seed_offset.data<int64_t>();
     } else {
       const int64_t* so = seed_offset.data<int64_t>();
@@ -173,11 +221,13 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   BwdParams p;
   static_cast<FwdParams&>(p) =
       make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
-  PD_CHECK(o.shape() == q.shape() && dout.shape() == q.shape() && o.dtype() == q.dtype() &&
-               dout.dtype() == q.dtype(),
-           "flashmask_attention backward: out and out_grad must match query");
-  PD_CHECK(lse.dtype() == paddle::DataType::FLOAT32 && lse.numel() == q.numel() / q.shape()[3],
-           "flashmask_attention backward: softmax_lse must be float32 [B, H, Sq]");
+  require_type(o.dtype() == q.dtype() && dout.dtype() == q.dtype(),
+               "backward: out and out_grad must have query's dtype");
+  require(o.shape() == q.shape() && dout.shape() == q.shape(),
+          "backward: out and out_grad must have query's shape");
+  require_type(lse.dtype() == paddle::DataType::FLOAT32, "backward: softmax_lse must be float32");
+  require(lse.shape() == std::vector<int64_t>{q.shape()[0], q.shape()[2], q.shape()[1]},
+          "backward: softmax_lse must be [batch, num_heads, seqlen_q]");
   auto dq = paddle::empty(q.shape(), q.dtype(), q.place());
   auto dk = paddle::empty(k.shape(), k.dtype(), k.place());
   auto dv = paddle::empty(v.shape(), v.dtype(), v.place());
@@ -227,6 +277,14 @@ std::vector<paddle::DataType> BackwardInferDtype(
   return {q, k, v};
 }
 
+// Second-order terms are not implemented: refuse rather than drop them.
+std::vector<paddle::Tensor> DoubleBackward(const paddle::Tensor&, const paddle::Tensor&,
+                                           const paddle::Tensor&, float, bool, float) {
+  PADDLE_THROW(common::errors::Unimplemented(
+      "flashmask_attention: double backward (a gradient of the gradient, e.g. paddle.grad(..., "
+      "create_graph=True) then backward through the result) is not supported"));
+}
+
 }  // namespace
 
 #define FLASHMASK_ATTRS {"dropout: float", "causal: bool", "softmax_scale: float"}
@@ -247,6 +305,13 @@ PD_BUILD_GRAD_OP(pfm_flashmask_attention)
     .SetKernelFn(PD_KERNEL(FlashMaskBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));
+
+PD_BUILD_DOUBLE_GRAD_OP(pfm_flashmask_attention)
+    .Inputs({paddle::Grad(paddle::Grad("query")), paddle::Grad(paddle::Grad("key")),
+             paddle::Grad(paddle::Grad("value"))})
+    .Outputs({paddle::Grad(paddle::Grad("out"))})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(DoubleBackward));
 
 PD_BUILD_OP(pfm_flashmask_attention_bwd)
     .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",

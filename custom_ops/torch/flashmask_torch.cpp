@@ -156,6 +156,7 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
   TORCH_CHECK(o.sizes() == q.sizes() && dout.sizes() == q.sizes() &&
                   o.scalar_type() == q.scalar_type() && dout.scalar_type() == q.scalar_type(),
               "out and dout must match query");
+  TORCH_CHECK(q.size(3) > 0, "head_dim must be positive");  // before dividing by it
   TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.numel() == q.numel() / q.size(3),
               "softmax_lse must be float32 [B, H, Sq]");
   at::Tensor dq = at::empty(q.sizes(), q.options());

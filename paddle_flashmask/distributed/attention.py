@@ -68,7 +68,8 @@ def context_parallel_flashmask_attention(query, key, value, startend_row_indices
                         strategy=strategy, shard_plan=shard_plan, cp=cp,
                         softmax_scale=softmax_scale)
     lengths = agree_on_inputs(query, key, startend_row_indices, causal=causal, strategy=strategy,
-                              shard_plan=shard_plan, cp=cp, error=error)
+                              shard_plan=shard_plan, cp=cp,
+                              softmax_scale=softmax_scale, error=error)
     scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
     problem = build_problem(query, startend_row_indices, causal, cp, lengths, shard_plan,
                             strategy, scale)

@@ -22,6 +22,8 @@ independent, so a key block may be in any order.
 import numpy as np
 import paddle
 
+from ..layouts import canonical_bands, decode
+
 
 def global_bands(startend_row_indices, causal, seqlen, batch):
     """int32 [B, h, S, 4] = (LTS, LTE, UTS, UTE) per key column, the causal
@@ -33,16 +35,13 @@ def global_bands(startend_row_indices, causal, seqlen, batch):
         upper_end = paddle.expand_as(cols, zero) if causal else zero
         return paddle.stack([empty, empty, zero, upper_end], axis=-1)
     idx = startend_row_indices
-    lts = idx[..., 0]
-    full = paddle.full_like(lts, seqlen)
-    zero = paddle.zeros_like(lts)
-    ncols = idx.shape[-1]
-    if causal:
-        lte = idx[..., 1] if ncols == 2 else full
-        return paddle.stack([lts, lte, zero, paddle.expand_as(cols, lts)], axis=-1)
-    if ncols == 2:
-        return paddle.stack([lts, full, zero, idx[..., 1]], axis=-1)
-    return idx
+    lts, lte, uts, ute = (b if isinstance(b, paddle.Tensor) else paddle.full_like(idx[..., 0], b)
+                          for b in decode(idx, causal, seqlen))
+    if causal:  # no upper band of its own: the triangle [0, j) takes its place
+        ute = paddle.expand_as(cols, lts)
+    # Clamped and ordered: T below is indexed by the bounds, and visible_pairs counts them.
+    return paddle.stack(canonical_bands(lts, lte, uts, ute, seqlen, paddle.clip, paddle.maximum),
+                        axis=-1)
 
 
 def row_count_table(local_positions, seqlen):

@@ -7,6 +7,8 @@ difference array over rows counts every column's masked rows in O(1).
 """
 import numpy as np
 
+from ..layouts import canonical_bands, decode
+
 
 def column_bands(startend_row_indices, causal):
     """The two masked row intervals of every key column, global coordinates.
@@ -15,19 +17,12 @@ def column_bands(startend_row_indices, causal):
     (rows i < j masked for key j) becomes the upper band [0, j): causal layouts
     carry no upper band of their own, so two bands always suffice.
     """
-    idx = np.asarray(startend_row_indices)
+    idx = np.asarray(startend_row_indices).astype(np.int64)
     seqlen = idx.shape[2]
-    ncols = idx.shape[-1]
-    lts = idx[..., 0].astype(np.int64)
-    full = np.full_like(lts, seqlen)
-    zero = np.zeros_like(lts)
-    if causal:
-        lte = idx[..., 1].astype(np.int64) if ncols == 2 else full
+    lts, lte, uts, ute = (np.broadcast_to(b, idx.shape[:-1]) for b in decode(idx, causal, seqlen))
+    if causal:  # no upper band of its own: the triangle [0, j) takes its place
         ute = np.broadcast_to(np.arange(seqlen, dtype=np.int64), lts.shape)
-        return lts, lte, zero, ute
-    if ncols == 2:
-        return lts, full, zero, idx[..., 1].astype(np.int64)
-    return tuple(idx[..., c].astype(np.int64) for c in range(4))
+    return canonical_bands(lts, lte, uts, ute, seqlen, np.clip, np.maximum)
 
 
 def visible_keys_per_row(startend_row_indices, causal):

@@ -1,15 +1,12 @@
 """`flashmask_attention` for torch tensors: the semantics of the Paddle API
 (paddle_flashmask.api), with input checks that name the bad argument."""
-import os
 
 import torch
 
 from .. import switches
-from .. import validation as v
+from ..checks import INDICES, TensorFacts, as_bool, check_attention_inputs
+from ..layouts import window_columns
 from ._function import FlashMaskFunction
-
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32)
-_CHECKED = v.CheckedOnce()
 
 
 def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
@@ -39,21 +36,21 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
 
     Returns out, or a list [out, softmax_lse?, seed_offset?]. Rows masked everywhere give 0.
     """
-    _check_inputs(query, key, value, startend_row_indices, dropout, causal, window_size,
-                  fixed_seed_offset, softmax_scale, deterministic)
-    if window_size is not None:
-        w = v.normalize_window(window_size)
-        startend_row_indices = window_startend_row_indices(query.shape[0], query.shape[1], w, causal,
+    scalars = _check_inputs(query, key, value, startend_row_indices, fixed_seed_offset, causal,
+                            dropout, softmax_scale, window_size, deterministic)
+    if scalars.window is not None:
+        startend_row_indices = window_startend_row_indices(query.shape[0], query.shape[1],
+                                                           scalars.window, scalars.causal,
                                                            device=query.device)
     if startend_row_indices is not None and not startend_row_indices.is_contiguous():
         startend_row_indices = startend_row_indices.contiguous()
-    scale = float(softmax_scale) if softmax_scale is not None else query.shape[-1] ** -0.5
-    dropout_p = float(dropout) if training else 0.0
+    scale = scalars.softmax_scale if scalars.softmax_scale is not None else query.shape[-1] ** -0.5
+    dropout_p = scalars.dropout if training else 0.0
     if deterministic is None:
         deterministic = switches.deterministic()
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
     out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
-                                       dropout_p, bool(causal), scale, bool(deterministic))
+                                       dropout_p, scalars.causal, scale, bool(deterministic))
     outputs = [out]
     if return_softmax_lse:
         outputs.append(lse)
@@ -64,15 +61,10 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
 
 def window_startend_row_indices(batch, seqlen, window, causal, device=None):
     """startend_row_indices of a sliding window (key j seen by rows [j - right, j + left])."""
-    left, right = window
-    lts = torch.clamp(torch.arange(left + 1, seqlen + left + 1, dtype=torch.int32, device=device),
-                      max=seqlen)
-    if causal:
-        idx = lts.reshape(1, 1, seqlen, 1)
-    else:
-        ute = torch.clamp(torch.arange(-right, seqlen - right, dtype=torch.int32, device=device), min=0)
-        idx = torch.stack([lts, ute], dim=-1).reshape(1, 1, seqlen, 2)
-    return idx.expand(batch, 1, seqlen, idx.shape[-1]).contiguous()
+    cols = torch.arange(seqlen, dtype=torch.int64, device=device)
+    columns = window_columns(cols, seqlen, window, causal, torch.clamp)
+    idx = torch.stack(columns, dim=-1).to(torch.int32).reshape(1, 1, seqlen, len(columns))
+    return idx.expand(batch, 1, seqlen, len(columns)).contiguous()
 
 
 def _seed_offset(fixed, dropout_p, device):
@@ -84,53 +76,19 @@ def _seed_offset(fixed, dropout_p, device):
     return torch.cat([seed, torch.zeros(1, dtype=torch.int64, device=device)])
 
 
-def _check_inputs(query, key, value, idx, dropout, causal, window_size, fixed_seed_offset,
-                  softmax_scale, deterministic):
-    """The torch-specific facts here; the rest in paddle_flashmask/validation.py,
-    shared with the Paddle door."""
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        v.check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"{name} must be float16, bfloat16 or float32, got {t.dtype}")
-    if key.dtype != query.dtype or value.dtype != query.dtype:
-        raise TypeError(f"query, key and value must share one dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
-    for name, t in (("key", key), ("value", value)):
-        if t.device != query.device:
-            raise ValueError(f"{name} is on {t.device} but query is on {query.device}")
-    on_gpu = query.is_cuda
-    if on_gpu and query.dtype == torch.float32:
-        raise TypeError("query: float32 is supported on CPU only; use float16 or bfloat16 on GPU")
-    b, sq, h, _, sk, hk = v.check_qkv_shapes(tuple(query.shape), tuple(key.shape),
-                                              tuple(value.shape), on_gpu)
-    v.check_scalars(causal, dropout, softmax_scale)
-    if deterministic is not None and not isinstance(deterministic, bool):
-        raise TypeError(f"deterministic must be a bool or None, got {type(deterministic).__name__}")
-    if fixed_seed_offset is not None:
-        if not isinstance(fixed_seed_offset, torch.Tensor):
-            raise TypeError(f"fixed_seed_offset must be a torch.Tensor, got {type(fixed_seed_offset).__name__}")
-        v.check_seed_offset(fixed_seed_offset.dtype == torch.int64, fixed_seed_offset.shape,
-                            fixed_seed_offset.dtype)
-    if window_size is not None:
-        v.check_window(window_size, idx is not None, sq, sk)
-    if idx is not None:
-        _check_indices(idx, causal, b, sq, sk, h, hk, query.device)
+def _describe(name, t):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    return TensorFacts(tuple(t.shape), str(t.dtype).split(".")[-1], str(t.device))
 
 
-def _check_indices(idx, causal, b, sq, sk, h, hk, device):
-    if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"{v.INDICES} must be a torch.Tensor, got {type(idx).__name__}")
-    if idx.dtype != torch.int32:
-        raise TypeError(f"{v.INDICES} must be int32, got {idx.dtype}")
-    v.check_indices_shape(tuple(idx.shape), causal=causal, batch=b, seqlen_k=sk, num_heads=h,
-                          num_heads_k=hk)
-    if idx.device != device:
-        raise ValueError(f"{v.INDICES} is on {idx.device} but query is on {device}")
-    # Values need the data: one device sync, once per tensor version (a mask
-    # shared by all layers is checked once); PADDLE_FLASHMASK_CHECK_INDICES=0 skips it.
-    if os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0" and not _CHECKED.seen(
-            idx, idx._version, sq, causal):
-        v.check_index_values(int(idx.min()), int(idx.max()), sq, causal, idx.shape[-1],
-                             lambda s, e: bool((idx[..., s] > idx[..., e]).any()))
-        _CHECKED.add(idx, idx._version, sq, causal)
+def _check_inputs(query, key, value, idx, fixed_seed_offset, causal, dropout, softmax_scale,
+                  window_size, deterministic):
+    """checks.check_attention_inputs on torch tensors; returns the checked Scalars."""
+    if deterministic is not None:
+        as_bool("deterministic", deterministic)
+    facts = [_describe(n, t) if t is not None else None for n, t in
+             (("query", query), ("key", key), ("value", value), (INDICES, idx),
+              ("fixed_seed_offset", fixed_seed_offset))]
+    return check_attention_inputs(*facts, causal=causal, dropout=dropout,
+                                  softmax_scale=softmax_scale, window_size=window_size)

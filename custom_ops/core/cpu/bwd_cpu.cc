@@ -26,6 +26,8 @@ struct BwdScratch {
         k(kBlockN * dpad), p(kBlockM * kBlockN), p_drop(kBlockM * kBlockN),
         dp(kBlockM * kBlockN), acc_a(kBlockN * dpad), acc_b(kBlockN * dpad) {}
   std::vector<float> q, dout, kt, vt, k, p, p_drop, dp, acc_a, acc_b;
+  // Whether the loaded tiles are free of NaN/Inf (see gemm_acc_zero_safe).
+  bool q_finite = true, dout_finite = true, k_finite = true;
 };
 
 struct RowStats {
@@ -51,6 +53,10 @@ void probs_and_dscores(const BwdParams& p, const MaskTiles& tiles, BwdScratch& w
       std::fill(row, row + kBlockN, 0.f);
       continue;
     }
+    if (lse != lse) {  // a NaN row: NaN on its unmasked pairs only
+      for (int c = 0; c < kBlockN; ++c) row[c] = row[c] == kNegInf ? 0.f : NAN;
+      continue;
+    }
     exp_shifted(row, kBlockN, lse);
   }
   std::copy(w.p.begin(), w.p.end(), w.p_drop.begin());
@@ -65,7 +71,8 @@ void probs_and_dscores(const BwdParams& p, const MaskTiles& tiles, BwdScratch& w
     const float delta = r < rows ? stats.delta[r] : 0.f;
     for (int c = 0; c < kBlockN; ++c) {
       const int i = r * kBlockN + c;
-      w.dp[i] = w.p[i] * (w.dp[i] - delta);
+      // Masked pairs stay exactly 0, whatever dP holds (a NaN in V).
+      w.dp[i] = w.p[i] == 0.f ? 0.f : w.p[i] * (w.dp[i] - delta);
     }
   }
 }
@@ -81,6 +88,8 @@ void load_query_side(const BwdParams& p, BwdScratch& w, int b, int h, int r0, in
             p.q_row_stride, rows, rows_pad, D, p.softmax_scale, w.q.data(), dpad);
   load_rows(p.dout, p.dtype, b * p.o_batch_stride + r0 * p.o_row_stride + h * p.o_head_stride,
             p.o_row_stride, rows, rows_pad, D, 1.f, w.dout.data(), dpad);
+  w.q_finite = all_finite(w.q.data(), int64_t(rows) * dpad);
+  w.dout_finite = all_finite(w.dout.data(), int64_t(rows) * dpad);
 }
 
 void load_key_side(const BwdParams& p, BwdScratch& w, int b, int hk, int c0, int cols,
@@ -92,8 +101,10 @@ void load_key_side(const BwdParams& p, BwdScratch& w, int b, int hk, int c0, int
                        kBlockN);
   load_rows_transposed(p.v, p.dtype, v_first, p.v_row_stride, cols, kBlockN, D, w.vt.data(),
                        kBlockN);
-  if (with_k_rows)
+  if (with_k_rows) {
     load_rows(p.k, p.dtype, k_first, p.k_row_stride, cols, kBlockN, D, 1.f, w.k.data(), dpad);
+    w.k_finite = all_finite(w.k.data(), int64_t(cols) * dpad);
+  }
 }
 
 void dq_task(const BwdParams& p, const MaskTiles& tiles, const std::vector<float>& delta, int b,
@@ -116,8 +127,8 @@ void dq_task(const BwdParams& p, const MaskTiles& tiles, const std::vector<float
     load_key_side(p, w, b, hk, c0, c1 - c0, /*with_k_rows=*/true);
     probs_and_dscores(p, tiles, w, b, h, hm, r0, rows, rows_pad, c0, c1 - c0,
                       kind == TileKind::kPartial, stats);
-    gemm_acc(rows_pad, dpad, kBlockN, w.dp.data(), kBlockN, 1, w.k.data(), dpad, w.acc_a.data(),
-             dpad);
+    gemm_acc_zero_safe(w.k_finite, rows_pad, dpad, kBlockN, w.dp.data(), kBlockN, 1, w.k.data(),
+                       dpad, w.acc_a.data(), dpad);
   }
   store_rows(p.dq, p.dtype, b * p.dq_batch_stride + r0 * p.dq_row_stride + h * p.dq_head_stride,
              p.dq_row_stride, rows, D, w.acc_a.data(), dpad, p.softmax_scale);
@@ -148,10 +159,10 @@ void dkdv_task(const BwdParams& p, const MaskTiles& tiles, const std::vector<flo
       load_query_side(p, w, b, h, r0, rows, rows_pad);
       probs_and_dscores(p, tiles, w, b, h, hm, r0, rows, rows_pad, c0, cols,
                         kind == TileKind::kPartial, stats);
-      gemm_acc(kBlockN, dpad, rows_pad, w.p_drop.data(), 1, kBlockN, w.dout.data(), dpad,
-               w.acc_b.data(), dpad);
-      gemm_acc(kBlockN, dpad, rows_pad, w.dp.data(), 1, kBlockN, w.q.data(), dpad, w.acc_a.data(),
-               dpad);
+      gemm_acc_zero_safe(w.dout_finite, kBlockN, dpad, rows_pad, w.p_drop.data(), 1, kBlockN,
+                         w.dout.data(), dpad, w.acc_b.data(), dpad);
+      gemm_acc_zero_safe(w.q_finite, kBlockN, dpad, rows_pad, w.dp.data(), 1, kBlockN,
+                         w.q.data(), dpad, w.acc_a.data(), dpad);
     }
   }
   store_rows(p.dk, p.dtype, b * p.dk_batch_stride + c0 * p.dk_row_stride + hk * p.dk_head_stride,

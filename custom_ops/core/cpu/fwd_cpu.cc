@@ -22,12 +22,16 @@ struct FwdScratch {
   std::vector<float> q, kt, v, s, acc, row_max, row_sum;
 };
 
+// max that keeps a NaN (std::max drops it): a row with a NaN score must give
+// NaN, not pass for a fully masked row.
+inline float nan_max(float a, float b) { return (a != a || b != b) ? NAN : std::max(a, b); }
+
 // Online-softmax update of one row with the scores s[0, cols_pad); turns s
 // into the (undropped) probabilities and returns the rescale factor of acc.
 inline float softmax_update(float* s, int cols_pad, float& row_max, float& row_sum) {
   float tile_max = kNegInf;
-  for (int c = 0; c < cols_pad; ++c) tile_max = std::max(tile_max, s[c]);
-  const float new_max = std::max(row_max, tile_max);
+  for (int c = 0; c < cols_pad; ++c) tile_max = nan_max(tile_max, s[c]);
+  const float new_max = nan_max(row_max, tile_max);
   if (new_max == kNegInf) {  // nothing visible yet in this row
     std::fill(s, s + cols_pad, 0.f);
     return 1.f;
@@ -82,16 +86,18 @@ void forward_task(const FwdParams& p, const MaskTiles& tiles, int b, int h, int 
     for (int r = rows; r < rows_pad; ++r)
       std::fill(w.s.begin() + r * kBlockN, w.s.begin() + (r + 1) * kBlockN, 0.f);
     if (p.dropout_p > 0.f) dropout_tile(w.s.data(), kBlockN, rows, cols, r0, c0, b, h, p);
-    gemm_acc(rows_pad, dpad, kBlockN, w.s.data(), kBlockN, 1, w.v.data(), dpad, w.acc.data(), dpad);
+    gemm_acc_zero_safe(all_finite(w.v.data(), int64_t(cols) * dpad), rows_pad, dpad, kBlockN,
+                       w.s.data(), kBlockN, 1, w.v.data(), dpad, w.acc.data(), dpad);
   }
 
-  // Rows that saw no key (masked everywhere) give 0 and lse = -inf.
+  // Rows that saw no key (masked everywhere) give 0 and lse = -inf; a NaN sum
+  // (a NaN score) stays NaN.
   for (int r = 0; r < rows; ++r) {
     const float l = w.row_sum[r];
-    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float inv = l != 0.f ? 1.f / l : 0.f;
     for (int d = 0; d < dpad; ++d) w.acc[r * dpad + d] *= inv;
     p.softmax_lse[(static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q + r0 + r] =
-        l > 0.f ? w.row_max[r] + std::log(l) : kNegInf;
+        l != 0.f ? w.row_max[r] + std::log(l) : kNegInf;
   }
   store_rows(p.out, p.dtype, b * p.o_batch_stride + r0 * p.o_row_stride + h * p.o_head_stride,
              p.o_row_stride, rows, D, w.acc.data(), dpad, 1.f);

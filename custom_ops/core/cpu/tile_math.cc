@@ -1,5 +1,7 @@
 #include "core/cpu/tile_math.h"
 
+#include <cmath>
+
 namespace flashmask {
 namespace cpu {
 namespace {
@@ -92,6 +94,23 @@ FM_ISA_CLONES float exp_shifted(float* x, int n, float shift) {
   float total = 0.f;
   for (int i = 0; i < 8; ++i) total += sum[i];
   return total;
+}
+
+void gemm_acc_zero_safe(bool b_finite, int M, int N, int K, const float* A, int64_t a_row,
+                        int64_t a_col, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  if (b_finite) return gemm_acc(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
+  for (int m = 0; m < M; ++m)
+    for (int k = 0; k < K; ++k) {
+      const float a = A[m * a_row + k * a_col];
+      if (a == 0.f) continue;
+      for (int n = 0; n < N; ++n) C[m * ldc + n] += a * B[k * ldb + n];
+    }
+}
+
+bool all_finite(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
 }
 
 }  // namespace cpu

@@ -1,25 +1,12 @@
 """Dense reference FlashMask attention from plain Paddle ops.
 
-O(S^2) memory: the ground truth for tests and the "dense mask" baseline of
-benchmarks and the paddleformers integration; differentiable and usable under
-to_static.
+O(S^2) memory: the ground truth of the tests and the "dense mask" baseline of
+the CPU benchmark; differentiable and usable under to_static. Test-only: it
+does not ship in the package.
 """
 import paddle
 
-
-def decode_startend(startend_row_indices, causal, seqlen_q):
-    """The four bounds (LTS, LTE, UTS, UTE), each [B, h, Sk], of every key column."""
-    idx = startend_row_indices
-    full = paddle.full_like(idx[..., 0], seqlen_q)
-    zero = paddle.zeros_like(idx[..., 0])
-    ncols = idx.shape[-1]
-    lts = idx[..., 0]
-    if causal:
-        lte = idx[..., 1] if ncols == 2 else full
-        return lts, lte, zero, zero
-    if ncols == 2:
-        return lts, full, zero, idx[..., 1]
-    return lts, idx[..., 1], idx[..., 2], idx[..., 3]
+from paddle_flashmask.layouts import decode
 
 
 def dense_allowed(startend_row_indices, causal, seqlen_q, seqlen_k):
@@ -30,8 +17,8 @@ def dense_allowed(startend_row_indices, causal, seqlen_q, seqlen_k):
     if startend_row_indices is None:
         masked = paddle.zeros([1, 1, seqlen_q, seqlen_k], dtype="bool")
     else:
-        lts, lte, uts, ute = (t.unsqueeze(2) for t in
-                              decode_startend(startend_row_indices, causal, seqlen_q))
+        lts, lte, uts, ute = (t.unsqueeze(2) if isinstance(t, paddle.Tensor) else t for t in
+                              decode(startend_row_indices, causal, seqlen_q))
         masked = ((rows >= lts) & (rows < lte)) | ((rows >= uts) & (rows < ute))
     if causal:
         masked = masked | (cols > rows + (seqlen_k - seqlen_q))
@@ -40,7 +27,7 @@ def dense_allowed(startend_row_indices, causal, seqlen_q, seqlen_k):
 
 def dense_attention(query, key, value, allowed=None, *, softmax_scale=None, dropout_keep=None,
                     dropout=0.0):
-    """softmax(QK^T * scale, masked) V in float32, rows with no allowed key -> 0.
+    """softmax(QK^T * scale, masked) V in float64, rows with no allowed key -> 0.
 
     allowed: bool [B | 1, 1 | Hk | H, Sq, Sk] or None. dropout_keep: optional bool
     [B, H, Sq, Sk] keep pattern, applied as keep / (1 - dropout). Returns (out, lse).
@@ -49,9 +36,9 @@ def dense_attention(query, key, value, allowed=None, *, softmax_scale=None, drop
     b, sq, h, d = query.shape
     hk = key.shape[2]
     scale = softmax_scale if softmax_scale is not None else d ** -0.5
-    q = query.astype("float32").transpose([0, 2, 1, 3])
-    k = key.astype("float32").transpose([0, 2, 1, 3])
-    v = value.astype("float32").transpose([0, 2, 1, 3])
+    q = query.astype("float64").transpose([0, 2, 1, 3])
+    k = key.astype("float64").transpose([0, 2, 1, 3])
+    v = value.astype("float64").transpose([0, 2, 1, 3])
     if hk != h:
         k = paddle.repeat_interleave(k, h // hk, axis=1)
         v = paddle.repeat_interleave(v, h // hk, axis=1)
@@ -66,15 +53,15 @@ def dense_attention(query, key, value, allowed=None, *, softmax_scale=None, drop
     row_max = scores.max(axis=-1, keepdim=True).detach()
     safe_max = paddle.where(paddle.isinf(row_max), paddle.zeros_like(row_max), row_max)
     e = paddle.exp(scores - safe_max)
-    # Paddle's CPU exp(-inf) is ~1e-38, not 0: zero masked scores explicitly.
+    # Zero masked scores explicitly (Paddle's CPU float32 exp(-inf) is ~1e-38, not 0).
     e = paddle.where(paddle.isinf(scores), paddle.zeros_like(e), e)
     denom = e.sum(axis=-1, keepdim=True)
     probs = e / paddle.where(denom > 0, denom, paddle.ones_like(denom))
     lse = (paddle.log(denom) + safe_max).squeeze(-1)
     if dropout_keep is not None:
-        probs = probs * dropout_keep.astype("float32") / (1.0 - dropout)
+        probs = probs * dropout_keep.astype("float64") / (1.0 - dropout)
     out = paddle.matmul(probs, v).transpose([0, 2, 1, 3])
-    return out.astype(dtype), lse
+    return out.astype(dtype), lse.astype("float32")
 
 
 def reference_flashmask_attention(query, key, value, startend_row_indices=None, *, causal=False,
