@@ -1,11 +1,14 @@
 // Thin Paddle door to the FlashMask core: tensors -> params, shapes, dtypes.
 //
 // Ops (prefixed "pfm_": Paddle itself has a built-in `flashmask_attention`):
-//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset)
-//       -> out [B, Sq, H, D], softmax_lse [B, H, Sq] (fp32)
-//   pfm_flashmask_attention_grad: dq, dk, dv (registered as the grad op)
-//   pfm_flashmask_attention_bwd: the same gradients as a plain op, for callers
-//       that drive the backward themselves (context parallelism).
+//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset,
+//                           block_mask?, learnable_sink?)
+//       -> out [B, Sq, H, Dv], softmax_lse [B, H, Sq] (fp32)
+//   pfm_flashmask_attention_grad: dq, dk, dv, dsink? (registered as the grad op)
+//   pfm_flashmask_attention_bwd: dq, dk, dv as a plain op, for callers that
+//       drive the backward themselves (context parallelism; no sink).
+// block_mask: int32 [B, 1 | Hk | H, ceil(Sq/128), ceil(Sk/128)];
+// learnable_sink: fp32 [H] (the Python layer casts it).
 // The user-facing checks live in paddle_flashmask/checks.py; the PD_CHECKs
 // here are a backstop for direct callers.
 #include <cstdlib>
@@ -75,6 +78,40 @@ void check_status(int status, const char* what) {
   PD_CHECK(status == 0, what, ": ", flashmask_last_error());
 }
 
+// Optional inputs the core reads besides q, k, v and the column mask.
+struct Extras {
+  paddle::optional<paddle::Tensor> block_mask;
+  paddle::optional<paddle::Tensor> sink;
+};
+
+Extras contiguous_extras(const paddle::optional<paddle::Tensor>& block_mask,
+                         const paddle::optional<paddle::Tensor>& sink) {
+  Extras e;
+  if (block_mask) e.block_mask = contiguous(*block_mask);
+  if (sink) e.sink = contiguous(*sink);
+  return e;
+}
+
+void set_extras(FwdParams* p, const Extras& e) {
+  if (e.block_mask) {
+    const auto& bm = *e.block_mask;
+    const int64_t blocks_q = (p->seqlen_q + flashmask::kBlockMaskSize - 1) / flashmask::kBlockMaskSize;
+    const int64_t blocks_k = (p->seqlen_k + flashmask::kBlockMaskSize - 1) / flashmask::kBlockMaskSize;
+    PD_CHECK(bm.dtype() == paddle::DataType::INT32 && bm.shape().size() == 4 &&
+                 bm.shape()[0] == p->batch && bm.shape()[2] == blocks_q && bm.shape()[3] == blocks_k,
+             "flashmask_attention: block_mask must be int32 [B, h, ceil(Sq/128), ceil(Sk/128)]");
+    p->block_mask.blocks = bm.data<int32_t>();
+    p->block_mask.heads = static_cast<int32_t>(bm.shape()[1]);
+    p->block_mask.head_stride = blocks_q * blocks_k;
+    p->block_mask.batch_stride = bm.shape()[1] * blocks_q * blocks_k;
+  }
+  if (e.sink) {
+    PD_CHECK(e.sink->dtype() == paddle::DataType::FLOAT32 && e.sink->numel() == p->num_heads,
+             "flashmask_attention: learnable_sink must be float32 [num_heads]");
+    p->learnable_sink = e.sink->data<float>();
+  }
+}
+
 FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
                           const paddle::Tensor& v,
                           const paddle::optional<paddle::Tensor>& startend,
@@ -92,7 +129,9 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   p.head_dim = static_cast<int32_t>(q.shape()[3]);
   p.seqlen_k = static_cast<int32_t>(k.shape()[1]);
   p.num_heads_k = static_cast<int32_t>(k.shape()[2]);
-  PD_CHECK(k.shape() == v.shape(), "flashmask_attention: key and value shapes differ");
+  p.head_dim_v = static_cast<int32_t>(v.shape()[3]);
+  PD_CHECK(v.shape()[0] == k.shape()[0] && v.shape()[1] == k.shape()[1] && v.shape()[2] == k.shape()[2],
+           "flashmask_attention: key and value differ in batch, seqlen or heads");
   PD_CHECK(k.shape()[0] == p.batch && k.shape()[3] == p.head_dim,
            "flashmask_attention: key batch/head_dim differ from query");
   p.q = q.data();
@@ -101,7 +140,9 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   set_strides(q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride);
   set_strides(k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride);
   set_strides(v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride);
-  set_strides(q, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
+  p.o_head_stride = p.head_dim_v;  // out is [B, Sq, H, Dv], contiguous
+  p.o_row_stride = static_cast<int64_t>(p.num_heads) * p.head_dim_v;
+  p.o_batch_stride = p.seqlen_q * p.o_row_stride;
   if (startend) {
     const auto& m = *startend;
     PD_CHECK(m.dtype() == paddle::DataType::INT32 && m.shape().size() == 4 &&
@@ -131,17 +172,25 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   return p;
 }
 
+std::vector<int64_t> out_shape(const std::vector<int64_t>& q, const std::vector<int64_t>& v) {
+  return {q[0], q[1], q[2], v[3]};
+}
+
 std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
                                              const paddle::Tensor& key,
                                              const paddle::Tensor& value,
                                              const paddle::optional<paddle::Tensor>& startend,
-                                             const paddle::Tensor& seed_offset, float dropout,
-                                             bool causal, float softmax_scale) {
+                                             const paddle::Tensor& seed_offset,
+                                             const paddle::optional<paddle::Tensor>& block_mask,
+                                             const paddle::optional<paddle::Tensor>& sink,
+                                             float dropout, bool causal, float softmax_scale) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
+  const Extras extras = contiguous_extras(block_mask, sink);
   FwdParams p = make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
-  auto out = paddle::empty(q.shape(), q.dtype(), q.place());
+  set_extras(&p, extras);
+  auto out = paddle::empty(out_shape(q.shape(), v.shape()), q.dtype(), q.place());
   auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
                            q.place());
   p.out = out.data();
@@ -151,21 +200,27 @@ std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
   return {out, lse};
 }
 
+// dq, dk, dv, and dsink (fp32 [H]) when there is a sink, else an undefined tensor.
 std::vector<paddle::Tensor> FlashMaskBackward(
     const paddle::Tensor& query, const paddle::Tensor& key, const paddle::Tensor& value,
     const paddle::optional<paddle::Tensor>& startend, const paddle::Tensor& seed_offset,
-    const paddle::Tensor& out, const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad,
-    float dropout, bool causal, float softmax_scale) {
+    const paddle::optional<paddle::Tensor>& block_mask,
+    const paddle::optional<paddle::Tensor>& sink, const paddle::Tensor& out,
+    const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad, float dropout, bool causal,
+    float softmax_scale) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   const auto o = contiguous(out), dout = contiguous(out_grad), lse = contiguous(softmax_lse);
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
+  const Extras extras = contiguous_extras(block_mask, sink);
   BwdParams p;
   static_cast<FwdParams&>(p) =
       make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
-  PD_CHECK(o.shape() == q.shape() && dout.shape() == q.shape() && o.dtype() == q.dtype() &&
+  set_extras(&p, extras);
+  const auto o_shape = out_shape(q.shape(), v.shape());
+  PD_CHECK(o.shape() == o_shape && dout.shape() == o_shape && o.dtype() == q.dtype() &&
                dout.dtype() == q.dtype(),
-           "flashmask_attention backward: out and out_grad must match query");
+           "flashmask_attention backward: out and out_grad must be [B, Sq, H, Dv] in query's dtype");
   PD_CHECK(lse.dtype() == paddle::DataType::FLOAT32 && lse.numel() == q.numel() / q.shape()[3],
            "flashmask_attention backward: softmax_lse must be float32 [B, H, Sq]");
   auto dq = paddle::empty(q.shape(), q.dtype(), q.place());
@@ -177,41 +232,80 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   p.dq = dq.data();
   p.dk = dk.data();
   p.dv = dv.data();
+  paddle::Tensor dsink;
+  if (extras.sink) {
+    dsink = paddle::empty({p.num_heads}, paddle::DataType::FLOAT32, q.place());
+    p.dsink = dsink.data<float>();
+  }
   set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
   p.deterministic = deterministic_from_env();
   const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
-  return {dq, dk, dv};
+  return {dq, dk, dv, dsink};
 }
+
+// The plain backward op: without the sink's gradient.
+std::vector<paddle::Tensor> FlashMaskBackwardPlain(
+    const paddle::Tensor& query, const paddle::Tensor& key, const paddle::Tensor& value,
+    const paddle::optional<paddle::Tensor>& startend, const paddle::Tensor& seed_offset,
+    const paddle::optional<paddle::Tensor>& block_mask, const paddle::Tensor& out,
+    const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad, float dropout, bool causal,
+    float softmax_scale) {
+  auto grads = FlashMaskBackward(query, key, value, startend, seed_offset, block_mask,
+                                 paddle::none, out, softmax_lse, out_grad, dropout, causal,
+                                 softmax_scale);
+  grads.pop_back();
+  return grads;
+}
+
+using OptShape = paddle::optional<std::vector<int64_t>>;
+using OptDtype = paddle::optional<paddle::DataType>;
 
 std::vector<std::vector<int64_t>> ForwardInferShape(
     const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const paddle::optional<std::vector<int64_t>>& startend, const std::vector<int64_t>& seed_offset,
-    float dropout, bool causal, float softmax_scale) {
-  return {q, {q[0], q[2], q[1]}};
+    const OptShape& startend, const std::vector<int64_t>& seed_offset, const OptShape& block_mask,
+    const OptShape& sink, float dropout, bool causal, float softmax_scale) {
+  return {out_shape(q, v), {q[0], q[2], q[1]}};
 }
 
 std::vector<paddle::DataType> ForwardInferDtype(const paddle::DataType& q,
                                                 const paddle::DataType& k,
                                                 const paddle::DataType& v,
-                                                const paddle::optional<paddle::DataType>& startend,
-                                                const paddle::DataType& seed_offset) {
+                                                const OptDtype& startend,
+                                                const paddle::DataType& seed_offset,
+                                                const OptDtype& block_mask, const OptDtype& sink) {
   return {q, paddle::DataType::FLOAT32};
 }
 
 std::vector<std::vector<int64_t>> BackwardInferShape(
     const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const paddle::optional<std::vector<int64_t>>& startend, const std::vector<int64_t>& seed_offset,
+    const OptShape& startend, const std::vector<int64_t>& seed_offset, const OptShape& block_mask,
+    const OptShape& sink, const std::vector<int64_t>& out, const std::vector<int64_t>& lse,
+    const std::vector<int64_t>& dout, float dropout, bool causal, float softmax_scale) {
+  return {q, k, v, sink ? *sink : std::vector<int64_t>{}};
+}
+
+std::vector<paddle::DataType> BackwardInferDtype(
+    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
+    const OptDtype& sink, const paddle::DataType& out, const paddle::DataType& lse,
+    const paddle::DataType& dout) {
+  return {q, k, v, paddle::DataType::FLOAT32};
+}
+
+std::vector<std::vector<int64_t>> PlainBackwardInferShape(
+    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
+    const OptShape& startend, const std::vector<int64_t>& seed_offset, const OptShape& block_mask,
     const std::vector<int64_t>& out, const std::vector<int64_t>& lse,
     const std::vector<int64_t>& dout, float dropout, bool causal, float softmax_scale) {
   return {q, k, v};
 }
 
-std::vector<paddle::DataType> BackwardInferDtype(
+std::vector<paddle::DataType> PlainBackwardInferDtype(
     const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
-    const paddle::optional<paddle::DataType>& startend, const paddle::DataType& seed_offset,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
     const paddle::DataType& out, const paddle::DataType& lse, const paddle::DataType& dout) {
   return {q, k, v};
 }
@@ -221,7 +315,8 @@ std::vector<paddle::DataType> BackwardInferDtype(
 #define FLASHMASK_ATTRS {"dropout: float", "causal: bool", "softmax_scale: float"}
 
 PD_BUILD_OP(pfm_flashmask_attention)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset"})
+    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
+             paddle::Optional("block_mask"), paddle::Optional("learnable_sink")})
     .Outputs({"out", "softmax_lse"})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskForward))
@@ -230,8 +325,10 @@ PD_BUILD_OP(pfm_flashmask_attention)
 
 PD_BUILD_GRAD_OP(pfm_flashmask_attention)
     .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             "out", "softmax_lse", paddle::Grad("out")})
-    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value")})
+             paddle::Optional("block_mask"), paddle::Optional("learnable_sink"), "out",
+             "softmax_lse", paddle::Grad("out")})
+    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value"),
+              paddle::Grad(paddle::Optional("learnable_sink"))})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
@@ -239,9 +336,9 @@ PD_BUILD_GRAD_OP(pfm_flashmask_attention)
 
 PD_BUILD_OP(pfm_flashmask_attention_bwd)
     .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             "out", "softmax_lse", "out_grad"})
+             paddle::Optional("block_mask"), "out", "softmax_lse", "out_grad"})
     .Outputs({"query_grad", "key_grad", "value_grad"})
     .Attrs(FLASHMASK_ATTRS)
-    .SetKernelFn(PD_KERNEL(FlashMaskBackward))
-    .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
-    .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));
+    .SetKernelFn(PD_KERNEL(FlashMaskBackwardPlain))
+    .SetInferShapeFn(PD_INFER_SHAPE(PlainBackwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(PlainBackwardInferDtype));

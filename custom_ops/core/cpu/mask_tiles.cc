@@ -42,5 +42,23 @@ ColumnBounds MaskTiles::column(int b, int mask_head, int col) const {
   return decode_column(ptr, p_.mask.ncols, p_.causal, p_.seqlen_q);
 }
 
+bool MaskTiles::block_kept(int b, int h, int r0, int c0) const {
+  const BlockMaskArgs& bm = p_.block_mask;
+  if (bm.heads == 0) return true;
+  const int hb = bm.heads == 1 ? 0 : bm.heads == p_.num_heads ? h : h / (p_.num_heads / p_.num_heads_k);
+  const int64_t blocks_k = (p_.seqlen_k + kBlockMaskSize - 1) / kBlockMaskSize;
+  const int64_t at = b * bm.batch_stride + hb * bm.head_stride +
+                     (r0 / kBlockMaskSize) * blocks_k + c0 / kBlockMaskSize;
+  return bm.blocks[at] != 0;
+}
+
+TileKind MaskTiles::classify(int b, int h, int n_tile, int r0, int r1) const {
+  const int c0 = n_tile * block_n_;
+  const int c1 = c0 + block_n_ < p_.seqlen_k ? c0 + block_n_ : p_.seqlen_k;
+  if (!block_kept(b, h, r0, c0)) return TileKind::kFullyMasked;
+  return classify_tile(tile(b, mask_head(h), n_tile), r0, r1, c0, c1, p_.causal,
+                       p_.seqlen_k - p_.seqlen_q);
+}
+
 }  // namespace cpu
 }  // namespace flashmask

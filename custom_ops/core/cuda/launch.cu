@@ -48,6 +48,11 @@ bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15)
 void check_supported(const FwdParams& p, size_t need) {
   if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16)
     throw std::runtime_error("CUDA kernels take float16 or bfloat16 (float32 is CPU only)");
+  // Not in the CUDA kernels yet (the CPU kernel has them): refuse, never ignore.
+  if (value_head_dim(p) != p.head_dim)
+    throw std::runtime_error("CUDA kernels need the value head dim equal to the query/key one");
+  if (p.learnable_sink != nullptr) throw std::runtime_error("CUDA kernels do not take learnable_sink yet");
+  if (p.block_mask.heads != 0) throw std::runtime_error("CUDA kernels do not take block_mask yet");
   const int d = p.head_dim;
   if (d != 64 && d != 96 && d != 128 && d != 192 && d != 256)
     throw std::runtime_error("CUDA kernels support head_dim 64, 96, 128, 192, 256");
