@@ -9,6 +9,7 @@ from . import validation as v
 
 FLOAT_DTYPES = (paddle.float16, paddle.bfloat16, paddle.float32)
 _CHECKED = v.CheckedOnce()
+_CHECKED_BLOCKS = v.CheckedOnce()
 
 
 def _is_dygraph():
@@ -21,7 +22,8 @@ def _check_tensor(name, t):
 
 
 def check_attention_inputs(query, key, value, startend_row_indices, *, dropout, causal,
-                           window_size, fixed_seed_offset, rng_name, softmax_scale):
+                           window_size, fixed_seed_offset, rng_name, softmax_scale,
+                           block_mask=None, learnable_sink=None):
     for name, t in (("query", query), ("key", key), ("value", value)):
         _check_tensor(name, t)
         v.check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
@@ -51,6 +53,14 @@ def check_attention_inputs(query, key, value, startend_row_indices, *, dropout, 
     if startend_row_indices is not None:
         check_startend_row_indices(startend_row_indices, causal=causal, batch=b, seqlen_q=sq,
                                    seqlen_k=sk, num_heads=h, num_heads_k=hk)
+    if on_gpu:
+        v.refuse_cpu_only_on_gpu(block_mask, learnable_sink)
+    if block_mask is not None:
+        mask_heads = startend_row_indices.shape[1] if startend_row_indices is not None else None
+        check_block_mask(block_mask, batch=b, seqlen_q=sq, seqlen_k=sk, num_heads=h,
+                         num_heads_k=hk, mask_heads=mask_heads, place=query.place)
+    if learnable_sink is not None:
+        check_learnable_sink(learnable_sink, query, h)
 
 
 def check_startend_row_indices(idx, *, causal, batch, seqlen_q, seqlen_k, num_heads, num_heads_k):
@@ -66,3 +76,30 @@ def check_startend_row_indices(idx, *, causal, batch, seqlen_q, seqlen_k, num_he
         v.check_index_values(int(idx.min()), int(idx.max()), seqlen_q, causal, idx.shape[-1],
                              lambda s, e: bool((idx[..., s] > idx[..., e]).any()))
         _CHECKED.add(idx, idx.inplace_version, seqlen_q, causal)
+
+
+def _check_place(name, t, place):
+    if _is_dygraph() and str(t.place) != str(place):
+        raise ValueError(f"{name} is on {t.place} but query is on {place}")
+
+
+def check_block_mask(block_mask, *, batch, seqlen_q, seqlen_k, num_heads, num_heads_k, mask_heads,
+                     place):
+    _check_tensor("block_mask", block_mask)
+    if block_mask.dtype != paddle.int32:
+        raise TypeError(f"block_mask must be int32, got {block_mask.dtype}")
+    v.check_block_mask_shape(block_mask.shape, batch=batch, seqlen_q=seqlen_q, seqlen_k=seqlen_k,
+                             num_heads=num_heads, num_heads_k=num_heads_k, mask_heads=mask_heads)
+    _check_place("block_mask", block_mask, place)
+    if (_is_dygraph() and os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0"
+            and not _CHECKED_BLOCKS.seen(block_mask, block_mask.inplace_version)):
+        v.check_block_mask_values(int(block_mask.min()), int(block_mask.max()))
+        _CHECKED_BLOCKS.add(block_mask, block_mask.inplace_version)
+
+
+def check_learnable_sink(sink, query, num_heads):
+    _check_tensor("learnable_sink", sink)
+    if sink.dtype not in (paddle.float32, query.dtype):
+        raise TypeError(f"learnable_sink must be float32 or query's dtype ({query.dtype}), got {sink.dtype}")
+    v.check_sink_shape(sink.shape, num_heads)
+    _check_place("learnable_sink", sink, query.place)

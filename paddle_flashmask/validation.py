@@ -8,6 +8,10 @@ import weakref
 # Head dims the CUDA kernels are instantiated for; the CPU kernel takes any up to 512.
 CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
 MAX_CPU_HEAD_DIM = 512
+# What only the CPU kernel serves so far (both doors refuse them on GPU tensors).
+CPU_ONLY_FEATURES = "learnable_sink, block_mask and a value head dim unlike the query/key one"
+# Paddle 3.x's block_mask granularity: one entry per 128 x 128 (query, key) block.
+BLOCK_MASK_SIZE = 128
 # Column counts allowed by the causal flag.
 MASK_COLUMNS = {True: (1, 2), False: (2, 4)}
 INDICES = "startend_row_indices"
@@ -24,11 +28,20 @@ def check_rank4(name, shape, layout):
 
 
 def check_qkv_shapes(q_shape, k_shape, v_shape, on_gpu):
-    """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k)."""
+    """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k).
+    value may have its own head dim (Dv) on the CPU."""
     b, sq, h, d = q_shape
     bk, sk, hk, dk = k_shape
-    if list(v_shape) != list(k_shape):
-        raise ValueError(f"value shape {list(v_shape)} must equal key shape {list(k_shape)}")
+    if list(v_shape[:3]) != list(k_shape[:3]):
+        raise ValueError(f"value shape {list(v_shape)} must equal key shape {list(k_shape)} "
+                         "except in the last (head_dim) axis")
+    dv = v_shape[3]
+    if known(dv) and known(dk) and dv != dk:
+        if on_gpu:
+            raise ValueError(f"value head_dim {dv} differs from key head_dim {dk}: on GPU the "
+                             f"CUDA kernels need them equal (Dv != D runs on CPU only)")
+        if not 1 <= dv <= MAX_CPU_HEAD_DIM:
+            raise ValueError(f"value head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {dv}")
     if known(b) and known(bk) and b != bk:
         raise ValueError(f"key batch size {bk} differs from query batch size {b}")
     if known(d) and known(dk) and d != dk:
@@ -140,3 +153,42 @@ class CheckedOnce:
         key = id(tensor)
         self._seen[key] = (weakref.ref(tensor, lambda _r, k=key: self._seen.pop(k, None)),
                            (version,) + context)
+
+
+def check_block_mask_shape(shape, *, batch, seqlen_q, seqlen_k, num_heads, num_heads_k, mask_heads):
+    """block_mask: [batch, heads, ceil(seqlen_q / 128), ceil(seqlen_k / 128)]; heads equal
+    those of startend_row_indices (mask_heads) as Paddle requires, or 1, num_heads_k or
+    num_heads without one."""
+    check_rank4("block_mask", shape, "[batch, heads, ceil(seqlen_q / 128), ceil(seqlen_k / 128)]")
+    bb, bh, bq, bk = shape
+    if known(bb) and known(batch) and bb != batch:
+        raise ValueError(f"block_mask.shape[0] must equal batch size {batch}, got {bb}")
+    if mask_heads is not None:
+        if known(bh) and known(mask_heads) and bh != mask_heads:
+            raise ValueError(f"block_mask.shape[1] must equal {INDICES}.shape[1] ({mask_heads}), got {bh}")
+    elif known(bh) and bh not in (1, num_heads_k, num_heads):
+        raise ValueError(f"block_mask.shape[1] must be 1, num_heads_k ({num_heads_k}) or num_heads "
+                         f"({num_heads}), got {bh}")
+    for axis, n, s, which in ((2, bq, seqlen_q, "query"), (3, bk, seqlen_k, "key")):
+        want = -(-s // BLOCK_MASK_SIZE) if known(s) else None
+        if known(n) and want is not None and n != want:
+            raise ValueError(f"block_mask.shape[{axis}] must be ceil({which} seqlen {s} / "
+                             f"{BLOCK_MASK_SIZE}) = {want}, got {n}")
+
+
+def check_block_mask_values(lo, hi):
+    if lo < 0 or hi > 1:
+        raise ValueError(f"block_mask values must be 0 (masked block) or 1 (kept), got min {lo}, max {hi}")
+
+
+def check_sink_shape(shape, num_heads):
+    if len(shape) != 1 or (known(shape[0]) and known(num_heads) and shape[0] != num_heads):
+        raise ValueError(f"learnable_sink must have shape [num_heads] = [{num_heads}], got {list(shape)}")
+
+
+def refuse_cpu_only_on_gpu(block_mask, learnable_sink):
+    """The CUDA kernels do not serve these yet: a clear refusal, never a silent ignore."""
+    for name, t in (("block_mask", block_mask), ("learnable_sink", learnable_sink)):
+        if t is not None:
+            raise ValueError(f"{name} is supported on CPU only for now; the CUDA kernels do not "
+                             f"serve {CPU_ONLY_FEATURES} yet")
