@@ -9,18 +9,20 @@ from ._function import FlashMaskFunction
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32)
 _CHECKED = v.CheckedOnce()
+_CHECKED_BLOCKS = v.CheckedOnce()
 
 
 def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
                         window_size=None, return_softmax_lse=False, return_seed_offset=False,
                         fixed_seed_offset=None, training=True, softmax_scale=None,
-                        deterministic=None):
+                        deterministic=None, block_mask=None, learnable_sink=None):
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
         query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 on CUDA
             (float32 too on the CPU); head_dim in 64, 96, 128, 192, 256 on CUDA.
-        key, value: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v != head_dim on CPU only.
         startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols];
             for key column j, row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
             causal: ncols 1 = [LTS] (LTE = seqlen_q), 2 = [LTS, LTE];
@@ -35,11 +37,22 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         softmax_scale: defaults to head_dim ** -0.5.
         deterministic: bit-reproducible backward (slower); None reads
             FLASHMASK_DETERMINISTIC=1 from the environment.
+        block_mask: Paddle 3.x's int32 [batch, heads, ceil(seqlen_q/128), ceil(seqlen_k/128)]
+            of 0/1; 0 masks a 128 x 128 block. CPU only for now.
+        learnable_sink: [num_heads] float32 or query's dtype: FlashMask V4's attention sink
+            (unscaled logit in every row's denominator, no value; lse includes it). CPU only
+            for now. Exact semantics: paddle_flashmask.flashmask_attention.
 
-    Returns out, or a list [out, softmax_lse?, seed_offset?]. Rows masked everywhere give 0.
+    Returns out [batch, seqlen_q, num_heads, head_dim_v], or a list [out, softmax_lse?,
+    seed_offset?]. Rows masked everywhere give 0.
     """
     _check_inputs(query, key, value, startend_row_indices, dropout, causal, window_size,
                   fixed_seed_offset, softmax_scale, deterministic)
+    _check_extras(query, key, startend_row_indices, block_mask, learnable_sink)
+    if block_mask is not None:
+        block_mask = block_mask.contiguous()
+    if learnable_sink is not None:
+        learnable_sink = learnable_sink.float().contiguous()  # autograd casts dsink back
     if window_size is not None:
         w = v.normalize_window(window_size)
         startend_row_indices = window_startend_row_indices(query.shape[0], query.shape[1], w, causal,
@@ -52,7 +65,8 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         deterministic = os.environ.get("FLASHMASK_DETERMINISTIC", "0") == "1"
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
     out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
-                                       dropout_p, bool(causal), scale, bool(deterministic))
+                                       dropout_p, bool(causal), scale, bool(deterministic),
+                                       block_mask, learnable_sink)
     outputs = [out]
     if return_softmax_lse:
         outputs.append(lse)
@@ -133,3 +147,32 @@ def _check_indices(idx, causal, b, sq, sk, h, hk, device):
         v.check_index_values(int(idx.min()), int(idx.max()), sq, causal, idx.shape[-1],
                              lambda s, e: bool((idx[..., s] > idx[..., e]).any()))
         _CHECKED.add(idx, idx._version, sq, causal)
+
+
+def _check_extras(query, key, idx, block_mask, sink):
+    b, sq, h = query.shape[:3]
+    sk, hk = key.shape[1:3]
+    if query.is_cuda:
+        v.refuse_cpu_only_on_gpu(block_mask, sink)
+    if block_mask is not None:
+        if not isinstance(block_mask, torch.Tensor):
+            raise TypeError(f"block_mask must be a torch.Tensor, got {type(block_mask).__name__}")
+        if block_mask.dtype != torch.int32:
+            raise TypeError(f"block_mask must be int32, got {block_mask.dtype}")
+        v.check_block_mask_shape(tuple(block_mask.shape), batch=b, seqlen_q=sq, seqlen_k=sk,
+                                 num_heads=h, num_heads_k=hk,
+                                 mask_heads=None if idx is None else idx.shape[1])
+        if block_mask.device != query.device:
+            raise ValueError(f"block_mask is on {block_mask.device} but query is on {query.device}")
+        if os.environ.get("PADDLE_FLASHMASK_CHECK_INDICES", "1") != "0" and not _CHECKED_BLOCKS.seen(
+                block_mask, block_mask._version):
+            v.check_block_mask_values(int(block_mask.min()), int(block_mask.max()))
+            _CHECKED_BLOCKS.add(block_mask, block_mask._version)
+    if sink is not None:
+        if not isinstance(sink, torch.Tensor):
+            raise TypeError(f"learnable_sink must be a torch.Tensor, got {type(sink).__name__}")
+        if sink.dtype not in (torch.float32, query.dtype):
+            raise TypeError(f"learnable_sink must be float32 or query's dtype ({query.dtype}), got {sink.dtype}")
+        v.check_sink_shape(tuple(sink.shape), h)
+        if sink.device != query.device:
+            raise ValueError(f"learnable_sink is on {sink.device} but query is on {query.device}")
