@@ -12,9 +12,12 @@ def attention_forward(query, key, value, startend_row_indices, seed_offset, *, d
     """Returns (out [B, Sq, H, Dv], softmax_lse [B, H, Sq] float32; -inf where a row sees
     no key, or the sink's logit with one). learnable_sink: float32 [H] or None; the grad
     op gives its gradient."""
-    return op("pfm_flashmask_attention")(query, key, value, startend_row_indices, seed_offset,
-                                         block_mask, learnable_sink, float(dropout_p),
-                                         bool(causal), float(softmax_scale))
+    attrs = (float(dropout_p), bool(causal), float(softmax_scale))
+    if learnable_sink is None:
+        return op("pfm_flashmask_attention")(query, key, value, startend_row_indices, seed_offset,
+                                             block_mask, *attrs)
+    return op("pfm_flashmask_attention_sink")(query, key, value, startend_row_indices, seed_offset,
+                                              block_mask, learnable_sink, *attrs)
 
 
 def attention_backward(query, key, value, startend_row_indices, seed_offset, out, softmax_lse,

@@ -1,12 +1,13 @@
 // Thin Paddle door to the FlashMask core: tensors -> params, shapes, dtypes.
 //
 // Ops (prefixed "pfm_": Paddle itself has a built-in `flashmask_attention`):
-//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset,
-//                           block_mask?, learnable_sink?)
+//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset, block_mask?)
 //       -> out [B, Sq, H, Dv], softmax_lse [B, H, Sq] (fp32)
-//   pfm_flashmask_attention_grad: dq, dk, dv, dsink? (registered as the grad op)
-//   pfm_flashmask_attention_bwd: dq, dk, dv as a plain op, for callers that
-//       drive the backward themselves (context parallelism; no sink).
+//   pfm_flashmask_attention_grad: dq, dk, dv (registered as the grad op)
+//   pfm_flashmask_attention_bwd: the same gradients as a plain op, for callers
+//       that drive the backward themselves (context parallelism).
+//   pfm_flashmask_attention_sink(..., block_mask?, learnable_sink): the same with
+//       a learnable sink; its grad op adds dsink.
 // block_mask: int32 [B, 1 | Hk | H, ceil(Sq/128), ceil(Sk/128)];
 // learnable_sink: fp32 [H] (the Python layer casts it).
 // The user-facing checks live in paddle_flashmask/checks.py; the PD_CHECKs
@@ -176,14 +177,14 @@ std::vector<int64_t> out_shape(const std::vector<int64_t>& q, const std::vector<
   return {q[0], q[1], q[2], v[3]};
 }
 
-std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
-                                             const paddle::Tensor& key,
-                                             const paddle::Tensor& value,
-                                             const paddle::optional<paddle::Tensor>& startend,
-                                             const paddle::Tensor& seed_offset,
-                                             const paddle::optional<paddle::Tensor>& block_mask,
-                                             const paddle::optional<paddle::Tensor>& sink,
-                                             float dropout, bool causal, float softmax_scale) {
+using OptTensor = paddle::optional<paddle::Tensor>;
+
+// out, softmax_lse.
+std::vector<paddle::Tensor> Forward(const paddle::Tensor& query, const paddle::Tensor& key,
+                                    const paddle::Tensor& value, const OptTensor& startend,
+                                    const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+                                    const OptTensor& sink, float dropout, bool causal,
+                                    float softmax_scale) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
@@ -200,14 +201,14 @@ std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
   return {out, lse};
 }
 
-// dq, dk, dv, and dsink (fp32 [H]) when there is a sink, else an undefined tensor.
-std::vector<paddle::Tensor> FlashMaskBackward(
-    const paddle::Tensor& query, const paddle::Tensor& key, const paddle::Tensor& value,
-    const paddle::optional<paddle::Tensor>& startend, const paddle::Tensor& seed_offset,
-    const paddle::optional<paddle::Tensor>& block_mask,
-    const paddle::optional<paddle::Tensor>& sink, const paddle::Tensor& out,
-    const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad, float dropout, bool causal,
-    float softmax_scale) {
+// dq, dk, dv, and dsink (fp32 [H]) when there is a sink.
+std::vector<paddle::Tensor> Backward(const paddle::Tensor& query, const paddle::Tensor& key,
+                                     const paddle::Tensor& value, const OptTensor& startend,
+                                     const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+                                     const OptTensor& sink, const paddle::Tensor& out,
+                                     const paddle::Tensor& softmax_lse,
+                                     const paddle::Tensor& out_grad, float dropout, bool causal,
+                                     float softmax_scale) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   const auto o = contiguous(out), dout = contiguous(out_grad), lse = contiguous(softmax_lse);
   paddle::optional<paddle::Tensor> mask;
@@ -232,10 +233,10 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   p.dq = dq.data();
   p.dk = dk.data();
   p.dv = dv.data();
-  paddle::Tensor dsink;
+  std::vector<paddle::Tensor> grads = {dq, dk, dv};
   if (extras.sink) {
-    dsink = paddle::empty({p.num_heads}, paddle::DataType::FLOAT32, q.place());
-    p.dsink = dsink.data<float>();
+    grads.push_back(paddle::empty({p.num_heads}, paddle::DataType::FLOAT32, q.place()));
+    p.dsink = grads.back().data<float>();
   }
   set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
@@ -243,30 +244,54 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   p.deterministic = deterministic_from_env();
   const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
-  return {dq, dk, dv, dsink};
+  return grads;
 }
 
-// The plain backward op: without the sink's gradient.
-std::vector<paddle::Tensor> FlashMaskBackwardPlain(
-    const paddle::Tensor& query, const paddle::Tensor& key, const paddle::Tensor& value,
-    const paddle::optional<paddle::Tensor>& startend, const paddle::Tensor& seed_offset,
-    const paddle::optional<paddle::Tensor>& block_mask, const paddle::Tensor& out,
-    const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad, float dropout, bool causal,
-    float softmax_scale) {
-  auto grads = FlashMaskBackward(query, key, value, startend, seed_offset, block_mask,
-                                 paddle::none, out, softmax_lse, out_grad, dropout, causal,
-                                 softmax_scale);
-  grads.pop_back();
-  return grads;
+// Kernel entry points of the two op families: without a sink (3 gradients) and
+// with one (a required input, so its gradient is a plain 4th output: Paddle's
+// static graphs take optional outputs only in place).
+std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& q, const paddle::Tensor& k,
+                                             const paddle::Tensor& v, const OptTensor& startend,
+                                             const paddle::Tensor& seed_offset,
+                                             const OptTensor& block_mask, float dropout,
+                                             bool causal, float softmax_scale) {
+  return Forward(q, k, v, startend, seed_offset, block_mask, paddle::none, dropout, causal,
+                 softmax_scale);
+}
+
+std::vector<paddle::Tensor> FlashMaskBackward(
+    const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
+    const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+    const paddle::Tensor& out, const paddle::Tensor& lse, const paddle::Tensor& out_grad,
+    float dropout, bool causal, float softmax_scale) {
+  return Backward(q, k, v, startend, seed_offset, block_mask, paddle::none, out, lse, out_grad,
+                  dropout, causal, softmax_scale);
+}
+
+std::vector<paddle::Tensor> FlashMaskSinkForward(
+    const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
+    const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+    const paddle::Tensor& sink, float dropout, bool causal, float softmax_scale) {
+  return Forward(q, k, v, startend, seed_offset, block_mask, sink, dropout, causal, softmax_scale);
+}
+
+std::vector<paddle::Tensor> FlashMaskSinkBackward(
+    const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
+    const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+    const paddle::Tensor& sink, const paddle::Tensor& out, const paddle::Tensor& lse,
+    const paddle::Tensor& out_grad, float dropout, bool causal, float softmax_scale) {
+  return Backward(q, k, v, startend, seed_offset, block_mask, sink, out, lse, out_grad, dropout,
+                  causal, softmax_scale);
 }
 
 using OptShape = paddle::optional<std::vector<int64_t>>;
 using OptDtype = paddle::optional<paddle::DataType>;
+using Shape = std::vector<int64_t>;
 
-std::vector<std::vector<int64_t>> ForwardInferShape(
-    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const OptShape& startend, const std::vector<int64_t>& seed_offset, const OptShape& block_mask,
-    const OptShape& sink, float dropout, bool causal, float softmax_scale) {
+std::vector<Shape> ForwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                     const OptShape& startend, const Shape& seed_offset,
+                                     const OptShape& block_mask, float dropout, bool causal,
+                                     float softmax_scale) {
   return {out_shape(q, v), {q[0], q[2], q[1]}};
 }
 
@@ -275,48 +300,65 @@ std::vector<paddle::DataType> ForwardInferDtype(const paddle::DataType& q,
                                                 const paddle::DataType& v,
                                                 const OptDtype& startend,
                                                 const paddle::DataType& seed_offset,
-                                                const OptDtype& block_mask, const OptDtype& sink) {
+                                                const OptDtype& block_mask) {
   return {q, paddle::DataType::FLOAT32};
 }
 
-std::vector<std::vector<int64_t>> BackwardInferShape(
-    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const OptShape& startend, const std::vector<int64_t>& seed_offset, const OptShape& block_mask,
-    const OptShape& sink, const std::vector<int64_t>& out, const std::vector<int64_t>& lse,
-    const std::vector<int64_t>& dout, float dropout, bool causal, float softmax_scale) {
-  return {q, k, v, sink ? *sink : std::vector<int64_t>{}};
-}
-
-std::vector<paddle::DataType> BackwardInferDtype(
-    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
-    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
-    const OptDtype& sink, const paddle::DataType& out, const paddle::DataType& lse,
-    const paddle::DataType& dout) {
-  return {q, k, v, paddle::DataType::FLOAT32};
-}
-
-std::vector<std::vector<int64_t>> PlainBackwardInferShape(
-    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const OptShape& startend, const std::vector<int64_t>& seed_offset, const OptShape& block_mask,
-    const std::vector<int64_t>& out, const std::vector<int64_t>& lse,
-    const std::vector<int64_t>& dout, float dropout, bool causal, float softmax_scale) {
+std::vector<Shape> BackwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                      const OptShape& startend, const Shape& seed_offset,
+                                      const OptShape& block_mask, const Shape& out,
+                                      const Shape& lse, const Shape& dout, float dropout,
+                                      bool causal, float softmax_scale) {
   return {q, k, v};
 }
 
-std::vector<paddle::DataType> PlainBackwardInferDtype(
+std::vector<paddle::DataType> BackwardInferDtype(
     const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
     const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
     const paddle::DataType& out, const paddle::DataType& lse, const paddle::DataType& dout) {
   return {q, k, v};
 }
 
+std::vector<Shape> SinkForwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                         const OptShape& startend, const Shape& seed_offset,
+                                         const OptShape& block_mask, const Shape& sink,
+                                         float dropout, bool causal, float softmax_scale) {
+  return ForwardInferShape(q, k, v, startend, seed_offset, block_mask, dropout, causal,
+                           softmax_scale);
+}
+
+std::vector<paddle::DataType> SinkForwardInferDtype(
+    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
+    const paddle::DataType& sink) {
+  return {q, paddle::DataType::FLOAT32};
+}
+
+std::vector<Shape> SinkBackwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                          const OptShape& startend, const Shape& seed_offset,
+                                          const OptShape& block_mask, const Shape& sink,
+                                          const Shape& out, const Shape& lse, const Shape& dout,
+                                          float dropout, bool causal, float softmax_scale) {
+  return {q, k, v, sink};
+}
+
+std::vector<paddle::DataType> SinkBackwardInferDtype(
+    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
+    const paddle::DataType& sink, const paddle::DataType& out, const paddle::DataType& lse,
+    const paddle::DataType& dout) {
+  return {q, k, v, paddle::DataType::FLOAT32};
+}
+
 }  // namespace
 
 #define FLASHMASK_ATTRS {"dropout: float", "causal: bool", "softmax_scale: float"}
+#define FLASHMASK_INPUTS \
+  "query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset", \
+      paddle::Optional("block_mask")
 
 PD_BUILD_OP(pfm_flashmask_attention)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             paddle::Optional("block_mask"), paddle::Optional("learnable_sink")})
+    .Inputs({FLASHMASK_INPUTS})
     .Outputs({"out", "softmax_lse"})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskForward))
@@ -324,21 +366,34 @@ PD_BUILD_OP(pfm_flashmask_attention)
     .SetInferDtypeFn(PD_INFER_DTYPE(ForwardInferDtype));
 
 PD_BUILD_GRAD_OP(pfm_flashmask_attention)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             paddle::Optional("block_mask"), paddle::Optional("learnable_sink"), "out",
-             "softmax_lse", paddle::Grad("out")})
-    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value"),
-              paddle::Grad(paddle::Optional("learnable_sink"))})
+    .Inputs({FLASHMASK_INPUTS, "out", "softmax_lse", paddle::Grad("out")})
+    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value")})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));
 
 PD_BUILD_OP(pfm_flashmask_attention_bwd)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             paddle::Optional("block_mask"), "out", "softmax_lse", "out_grad"})
+    .Inputs({FLASHMASK_INPUTS, "out", "softmax_lse", "out_grad"})
     .Outputs({"query_grad", "key_grad", "value_grad"})
     .Attrs(FLASHMASK_ATTRS)
-    .SetKernelFn(PD_KERNEL(FlashMaskBackwardPlain))
-    .SetInferShapeFn(PD_INFER_SHAPE(PlainBackwardInferShape))
-    .SetInferDtypeFn(PD_INFER_DTYPE(PlainBackwardInferDtype));
+    .SetKernelFn(PD_KERNEL(FlashMaskBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));
+
+PD_BUILD_OP(pfm_flashmask_attention_sink)
+    .Inputs({FLASHMASK_INPUTS, "learnable_sink"})
+    .Outputs({"out", "softmax_lse"})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskSinkForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SinkForwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SinkForwardInferDtype));
+
+PD_BUILD_GRAD_OP(pfm_flashmask_attention_sink)
+    .Inputs({FLASHMASK_INPUTS, "learnable_sink", "out", "softmax_lse", paddle::Grad("out")})
+    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value"),
+              paddle::Grad("learnable_sink")})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskSinkBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SinkBackwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SinkBackwardInferDtype));
