@@ -11,7 +11,6 @@ one. Writes the table to its section of RESULTS.md.
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
@@ -21,7 +20,7 @@ import paddle
 import paddle_flashmask as pfm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import update_section  # noqa: E402
+from results import machine, update_section  # noqa: E402
 
 
 def block_mask(batch, heads, blocks, fraction, seed=0):
@@ -81,10 +80,11 @@ def main():
     lines = [
         f"## CPU: block_mask keeping a fraction f of the blocks ({datetime.date.today()})",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"Machine: {machine()}; "
         f"B=1, S={s}, H={args.heads}, D={args.head_dim}, fp32, non-causal; process CPU time "
-        f"(all threads), best of {args.repeat} interleaved rounds; load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after. "
-        f"Times relative to f = {rows[0][0]:g}. Command: `{cmd.strip()}`",
+        f"(all threads), best of {args.repeat} interleaved rounds; load average "
+        f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after. Times relative to "
+        f"f = {rows[0][0]:g}. Command: `{cmd.strip()}`",
         "",
         "| f | fwd CPU ms | fwd / full | fwd+bwd CPU ms | fwd+bwd / full |",
         "|---|---|---|---|---|",

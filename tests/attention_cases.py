@@ -42,6 +42,13 @@ def random_startend(rng, batch, mask_heads, sq, sk, causal, ncols):
     return paddle.to_tensor(np.stack(cols, axis=-1).astype(np.int32))
 
 
+def layout_case(causal, ncols, sq, sk, heads, heads_k, dim=32, dim_v=None):
+    """Seeded inputs and a random one-head mask for one (layout, lengths, heads) case."""
+    rng = np.random.default_rng(hash((causal, ncols, sq, sk, heads_k)) % 2**32)
+    q, k, v = random_qkv(2, sq, sk, heads, heads_k, dim, seed=sq + heads_k, dim_v=dim_v)
+    return q, k, v, random_startend(rng, 2, 1, sq, sk, causal, ncols)
+
+
 def rel_err(a, b, floor=1e-2):
     """max|a - b| / max|b|. The floor keeps exact zeros (e.g. the gradients of a
     one-key softmax, which are pure rounding noise) from dividing by ~0."""

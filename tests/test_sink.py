@@ -8,7 +8,8 @@ import paddle
 import pytest
 
 import paddle_flashmask as pfm
-from attention_cases import LAYOUTS, assert_close, random_qkv, random_startend, rel_err, run_both
+from attention_cases import (LAYOUTS, assert_close, layout_case, random_qkv, random_startend, rel_err,
+                             run_both)
 from paddle_flashmask.philox import dropout_keep_mask
 from paddle_flashmask.reference import dense_allowed, dense_attention
 
@@ -29,9 +30,7 @@ def random_sink(heads, dtype="float32", seed=0):
 @pytest.mark.parametrize("sq,sk", SHAPES)
 @pytest.mark.parametrize("heads,heads_k", HEADS)
 def test_sink_matches_float64_reference(causal, ncols, sq, sk, heads, heads_k):
-    rng = np.random.default_rng(hash((causal, ncols, sq, sk, heads_k)) % 2**32)
-    q, k, v = random_qkv(2, sq, sk, heads, heads_k, 32, seed=sq + heads_k)
-    startend = random_startend(rng, 2, 1, sq, sk, causal, ncols)
+    q, k, v, startend = layout_case(causal, ncols, sq, sk, heads, heads_k)
     mine, ref = run_both(q, k, v, startend, causal, sink=random_sink(heads, seed=sq),
                          compute_dtype="float64")
     assert len(mine[2]) == 4  # dq, dk, dv, dsink

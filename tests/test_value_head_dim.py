@@ -5,7 +5,8 @@ import paddle
 import pytest
 
 import paddle_flashmask as pfm
-from attention_cases import LAYOUTS, assert_close, random_qkv, random_startend, rel_err, run_both
+from attention_cases import (LAYOUTS, assert_close, layout_case, random_qkv, random_startend, rel_err,
+                             run_both)
 from paddle_flashmask import validation
 from paddle_flashmask.philox import dropout_keep_mask
 from paddle_flashmask.reference import dense_allowed, dense_attention
@@ -18,9 +19,7 @@ DIMS = [(32, 16), (24, 40), (8, 72)]  # (D, Dv): smaller, larger, padded both wa
 @pytest.mark.parametrize("dim,dim_v", DIMS)
 @pytest.mark.parametrize("sq,sk,heads_k", [(67, 67, 4), (50, 131, 2), (130, 45, 1)])
 def test_dv_matches_float64_reference(causal, ncols, dim, dim_v, sq, sk, heads_k):
-    rng = np.random.default_rng(hash((causal, ncols, dim, sq)) % 2**32)
-    q, k, v = random_qkv(2, sq, sk, 4, heads_k, dim, seed=dim + sq, dim_v=dim_v)
-    startend = random_startend(rng, 2, 1, sq, sk, causal, ncols)
+    q, k, v, startend = layout_case(causal, ncols, sq, sk, 4, heads_k, dim=dim, dim_v=dim_v)
     mine, ref = run_both(q, k, v, startend, causal, compute_dtype="float64")
     out, _, (dq, dk, dv) = mine
     assert list(out.shape) == [2, sq, 4, dim_v]
