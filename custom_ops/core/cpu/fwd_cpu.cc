@@ -100,9 +100,10 @@ void forward_task(const FwdParams& p, const MaskTiles& tiles, int b, int h, int 
   // sink's logit when there is one (its term alone is the denominator).
   const float sink = p.learnable_sink != nullptr ? p.learnable_sink[h] : kNegInf;
   for (int r = 0; r < rows; ++r) {
-    const float lse = row_lse(w.row_max[r], w.row_sum[r], sink);
-    // out = acc * exp(row_max - lse): acc holds exp(s - row_max) weighted values.
-    const float norm = w.row_sum[r] > 0.f ? std::exp(w.row_max[r] - lse) : 0.f;
+    const float l = w.row_sum[r], lse = row_lse(w.row_max[r], l, sink);
+    // acc holds values weighted by exp(s - row_max): out = acc * exp(row_max - lse),
+    // which is acc / l without a sink.
+    const float norm = !(l > 0.f) ? 0.f : sink == kNegInf ? 1.f / l : std::exp(w.row_max[r] - lse);
     for (int d = 0; d < dvpad; ++d) w.acc[r * dvpad + d] *= norm;
     p.softmax_lse[(static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q + r0 + r] = lse;
   }

@@ -22,11 +22,13 @@ MaskTiles::MaskTiles(const FwdParams& p, int block_n)
   }
 }
 
-int MaskTiles::mask_head(int h) const {
-  if (heads_ == 1) return 0;
-  if (heads_ == p_.num_heads) return h;
+int MaskTiles::head_of(int heads, int h) const {
+  if (heads == 1) return 0;
+  if (heads == p_.num_heads) return h;
   return h / (p_.num_heads / p_.num_heads_k);
 }
+
+int MaskTiles::mask_head(int h) const { return head_of(heads_, h); }
 
 const TileBounds& MaskTiles::tile(int b, int mask_head, int n_tile) const {
   const int bb = p_.mask.ncols > 0 ? b : 0;
@@ -45,9 +47,8 @@ ColumnBounds MaskTiles::column(int b, int mask_head, int col) const {
 bool MaskTiles::block_kept(int b, int h, int r0, int c0) const {
   const BlockMaskArgs& bm = p_.block_mask;
   if (bm.heads == 0) return true;
-  const int hb = bm.heads == 1 ? 0 : bm.heads == p_.num_heads ? h : h / (p_.num_heads / p_.num_heads_k);
   const int64_t blocks_k = (p_.seqlen_k + kBlockMaskSize - 1) / kBlockMaskSize;
-  const int64_t at = b * bm.batch_stride + hb * bm.head_stride +
+  const int64_t at = b * bm.batch_stride + head_of(bm.heads, h) * bm.head_stride +
                      (r0 / kBlockMaskSize) * blocks_k + c0 / kBlockMaskSize;
   return bm.blocks[at] != 0;
 }

@@ -28,6 +28,8 @@ class MaskTiles {
   int block_n() const { return block_n_; }
 
  private:
+  // The head of a mask with `heads` heads (1, num_heads_k or num_heads) that serves query head h.
+  int head_of(int heads, int h) const;
   bool block_kept(int b, int h, int r0, int c0) const;
 
   const FwdParams& p_;
