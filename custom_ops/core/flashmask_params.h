@@ -90,4 +90,18 @@ struct BwdParams : FwdParams {
 
 inline int32_t value_head_dim(const FwdParams& p) { return p.head_dim_v > 0 ? p.head_dim_v : p.head_dim; }
 
+// Blocks of block_mask along a sequence of `seqlen` tokens: ceil(seqlen / 128).
+inline int64_t block_mask_blocks(int64_t seqlen) {
+  return (seqlen + kBlockMaskSize - 1) / kBlockMaskSize;
+}
+
+// Points p at a contiguous block_mask [batch, heads, blocks(Sq), blocks(Sk)]
+// (seqlen_q and seqlen_k already set).
+inline void set_block_mask(FwdParams* p, const int32_t* blocks, int32_t heads) {
+  p->block_mask.blocks = blocks;
+  p->block_mask.heads = heads;
+  p->block_mask.head_stride = block_mask_blocks(p->seqlen_q) * block_mask_blocks(p->seqlen_k);
+  p->block_mask.batch_stride = heads * p->block_mask.head_stride;
+}
+
 }  // namespace flashmask

@@ -96,15 +96,12 @@ Extras contiguous_extras(const paddle::optional<paddle::Tensor>& block_mask,
 void set_extras(FwdParams* p, const Extras& e) {
   if (e.block_mask) {
     const auto& bm = *e.block_mask;
-    const int64_t blocks_q = (p->seqlen_q + flashmask::kBlockMaskSize - 1) / flashmask::kBlockMaskSize;
-    const int64_t blocks_k = (p->seqlen_k + flashmask::kBlockMaskSize - 1) / flashmask::kBlockMaskSize;
     PD_CHECK(bm.dtype() == paddle::DataType::INT32 && bm.shape().size() == 4 &&
-                 bm.shape()[0] == p->batch && bm.shape()[2] == blocks_q && bm.shape()[3] == blocks_k,
+                 bm.shape()[0] == p->batch &&
+                 bm.shape()[2] == flashmask::block_mask_blocks(p->seqlen_q) &&
+                 bm.shape()[3] == flashmask::block_mask_blocks(p->seqlen_k),
              "flashmask_attention: block_mask must be int32 [B, h, ceil(Sq/128), ceil(Sk/128)]");
-    p->block_mask.blocks = bm.data<int32_t>();
-    p->block_mask.heads = static_cast<int32_t>(bm.shape()[1]);
-    p->block_mask.head_stride = blocks_q * blocks_k;
-    p->block_mask.batch_stride = bm.shape()[1] * blocks_q * blocks_k;
+    flashmask::set_block_mask(p, bm.data<int32_t>(), static_cast<int32_t>(bm.shape()[1]));
   }
   if (e.sink) {
     PD_CHECK(e.sink->dtype() == paddle::DataType::FLOAT32 && e.sink->numel() == p->num_heads,

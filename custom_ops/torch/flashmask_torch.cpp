@@ -117,16 +117,12 @@ void set_extras(FwdParams* p, const at::Tensor& q, const std::optional<at::Tenso
                 const std::optional<at::Tensor>& sink) {
   if (block_mask) {
     const at::Tensor& bm = *block_mask;
-    const int64_t blocks_q = (p->seqlen_q + flashmask::kBlockMaskSize - 1) / flashmask::kBlockMaskSize;
-    const int64_t blocks_k = (p->seqlen_k + flashmask::kBlockMaskSize - 1) / flashmask::kBlockMaskSize;
     TORCH_CHECK(bm.scalar_type() == at::kInt && bm.dim() == 4 && bm.size(0) == p->batch &&
-                    bm.size(2) == blocks_q && bm.size(3) == blocks_k && bm.is_contiguous() &&
+                    bm.size(2) == flashmask::block_mask_blocks(p->seqlen_q) &&
+                    bm.size(3) == flashmask::block_mask_blocks(p->seqlen_k) && bm.is_contiguous() &&
                     bm.device() == q.device(),
                 "block_mask must be contiguous int32 [B, h, ceil(Sq/128), ceil(Sk/128)] on q's device");
-    p->block_mask.blocks = bm.data_ptr<int32_t>();
-    p->block_mask.heads = static_cast<int32_t>(bm.size(1));
-    p->block_mask.head_stride = blocks_q * blocks_k;
-    p->block_mask.batch_stride = bm.size(1) * blocks_q * blocks_k;
+    flashmask::set_block_mask(p, bm.data_ptr<int32_t>(), static_cast<int32_t>(bm.size(1)));
   }
   if (sink) {
     TORCH_CHECK(sink->scalar_type() == at::kFloat && sink->numel() == p->num_heads &&

@@ -47,9 +47,8 @@ ColumnBounds MaskTiles::column(int b, int mask_head, int col) const {
 bool MaskTiles::block_kept(int b, int h, int r0, int c0) const {
   const BlockMaskArgs& bm = p_.block_mask;
   if (bm.heads == 0) return true;
-  const int64_t blocks_k = (p_.seqlen_k + kBlockMaskSize - 1) / kBlockMaskSize;
   const int64_t at = b * bm.batch_stride + head_of(bm.heads, h) * bm.head_stride +
-                     (r0 / kBlockMaskSize) * blocks_k + c0 / kBlockMaskSize;
+                     (r0 / kBlockMaskSize) * block_mask_blocks(p_.seqlen_k) + c0 / kBlockMaskSize;
   return bm.blocks[at] != 0;
 }
 
