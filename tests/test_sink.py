@@ -133,3 +133,20 @@ def test_sink_matches_paddleformers_eager_path():
     for g, rg in zip(paddle.grad([out], [q, k, v, sink], [dout]),
                      paddle.grad([ref], [q, k, v, sink], [dout])):
         assert rel_err(g, rg, floor=1.0) <= GRAD_TOL
+
+
+def test_minus_infinity_sink_is_no_sink():
+    """A -inf logit takes no share: the plain op's output, and no NaN even in rows
+    that see no key (where lse is then -inf)."""
+    q, k, v = random_qkv(1, 64, 64, 2, 2, 16)
+    idx = np.zeros([1, 1, 64, 4], np.int32)
+    idx[..., 0], idx[..., 1] = 10, 30
+    idx = paddle.to_tensor(idx)
+    sink = paddle.to_tensor(np.array([-np.inf, -np.inf], np.float32))
+    sink.stop_gradient = False
+    out = pfm.flashmask_attention(q, k, v, idx, learnable_sink=sink)
+    plain = pfm.flashmask_attention(q, k, v, idx)
+    assert float((out - plain).abs().max()) == 0.0
+    grads = paddle.grad([out], [q, k, v, sink], [paddle.ones_like(out)])
+    assert all(bool(paddle.isfinite(g).all()) for g in grads)
+    assert float(grads[3].abs().max()) == 0.0

@@ -174,8 +174,10 @@ void sink_grad(const BwdParams& p, const std::vector<float>& delta, int threads)
     double sum = 0.0;
     for (int b = 0; b < p.batch; ++b) {
       const int64_t row0 = row_index(p, b, h, 0);
-      for (int i = 0; i < p.seqlen_q; ++i)
-        sum += std::exp(p.learnable_sink[h] - p.softmax_lse[row0 + i]) * delta[row0 + i];
+      for (int i = 0; i < p.seqlen_q; ++i) {
+        const float lse = p.softmax_lse[row0 + i];  // -inf only with a -inf sink and no key
+        if (lse != kNegInf) sum += std::exp(p.learnable_sink[h] - lse) * delta[row0 + i];
+      }
     }
     p.dsink[h] = static_cast<float>(-sum);
   }
