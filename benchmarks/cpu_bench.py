@@ -12,14 +12,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
-from results import update_section
+from results import machine, update_section
 
 MASKS = ("causal", "causal_document", "share_question")
 
@@ -124,7 +123,7 @@ def main():
     lines = [
         f"## CPU: FlashMask op vs dense-masked reference ({datetime.date.today()})",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"Machine: {machine()}; "
         f"B=1, H={args.heads}, D={args.head_dim}, fp32; median of {args.repeat}; load average "
         f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after (other jobs skew times, not memory). "
         f"Command: `{cmd.strip()}`",

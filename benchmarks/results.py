@@ -1,10 +1,16 @@
 """benchmarks/RESULTS.md is one file with a section per benchmark script;
 each script replaces only its own section, so reruns never clobber the rest."""
 import os
+import platform
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 HEADER = ("# Benchmark results\n\nEach section is written by the script it names "
           "(`benchmarks/*.py`): date, machine, command, table.\n")
+
+
+def machine():
+    """'<cpu>, <n> cores' for a table's header line."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def update_section(name, markdown, path=RESULTS):

@@ -1,5 +1,6 @@
 """`flashmask_attention`: the signature and semantics of Paddle 3.x's
-`paddle.nn.functional.flashmask_attention`, on our CPU and CUDA kernels."""
+`paddle.nn.functional.flashmask_attention` (plus FlashMask V4's `learnable_sink`),
+on our CPU and CUDA kernels."""
 import paddle
 
 from .checks import INDICES, TensorFacts, check_attention_inputs, known
@@ -13,12 +14,14 @@ from .raw_ops import attention_forward
 def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
                         window_size=None, return_softmax_lse=False, return_seed_offset=False,
                         fixed_seed_offset=None, rng_name="", training=True, name=None,
-                        softmax_scale=None):
+                        softmax_scale=None, block_mask=None, learnable_sink=None):
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
         query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 (float32 on CPU too).
-        key, value: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v may differ from
+            head_dim on CPU (e.g. MLA's 192 / 128); on GPU it must equal head_dim for now.
         startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols].
             For key column j, query row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
             causal=True:  ncols 1 = [LTS] (LTE = seqlen_q), ncols 2 = [LTS, LTE];
@@ -38,17 +41,33 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         rng_name: draw the dropout seed from this named RNG state (fleet's RNG tracker).
         training: dropout is applied only when True.
         softmax_scale: defaults to head_dim ** -0.5 (the run-time head_dim in static graphs).
+        block_mask: Paddle 3.x's block mask, int32 [batch, heads, ceil(seqlen_q / 128),
+            ceil(seqlen_k / 128)]: 0 masks the whole 128 x 128 (query, key) block on top
+            of startend_row_indices (or causal / window_size), 1 (any nonzero) keeps it. heads
+            equals startend_row_indices.shape[1] (1, num_heads_k or num_heads when there is none;
+            Paddle requires startend_row_indices, we also take it alone). Masked blocks are
+            skipped, so they cost nothing. Any head dim and length (Paddle's needs head dim 128,
+            S <= 128K). CPU only for now.
+        learnable_sink: FlashMask V4's attention sink, [num_heads], float32 or query's dtype:
+            one logit per query head that joins every row's softmax denominator and carries
+            no value: out_i = sum_j exp(s_ij - lse_i) v_j with s_ij = softmax_scale * q_i.k_j and
+            lse_i = log(sum_j exp(s_ij) + exp(sink_h)). As in V4 and paddleformers' sink path,
+            the sink logit is NOT multiplied by softmax_scale, the returned softmax_lse
+            includes the sink, and dropout (if any) drops key weights only. Its gradient is
+            dsink_h = -sum_{b,i} exp(sink_h - lse_i) * rowsum(dout_i * out_i). A row that sees
+            no key gives out 0 and lse = sink_h (no NaN). CPU only for now.
         Python or numpy scalars are accepted.
 
     Returns:
-        out [batch, seqlen_q, num_heads, head_dim], or a list with softmax_lse and/or
+        out [batch, seqlen_q, num_heads, head_dim_v], or a list with softmax_lse and/or
         seed_offset appended, as Paddle does. Rows masked everywhere give 0; a row
         with a NaN score gives NaN (the README states the NaN/Inf rule). Double
         backward raises NotImplementedError.
     """
     scalars = check_inputs(query, key, value, startend_row_indices, fixed_seed_offset,
                            causal=causal, dropout=dropout, softmax_scale=softmax_scale,
-                           window_size=window_size, rng_name=rng_name)
+                           window_size=window_size, rng_name=rng_name, block_mask=block_mask,
+                           learnable_sink=learnable_sink)
     causal = scalars.causal
     if scalars.window is not None:
         startend_row_indices = window_startend_row_indices(
@@ -56,9 +75,12 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
     dropout_p = scalars.dropout if training else 0.0
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, rng_name)
 
+    if learnable_sink is not None and learnable_sink.dtype != paddle.float32:
+        learnable_sink = learnable_sink.astype("float32")  # its gradient casts back
     out, softmax_lse = attention_forward(query, key, value, startend_row_indices, seed_offset,
                                          dropout_p=dropout_p, causal=causal,
-                                         softmax_scale=scalars.softmax_scale)
+                                         softmax_scale=scalars.softmax_scale, block_mask=block_mask,
+                                         learnable_sink=learnable_sink)
     softmax_lse.stop_gradient = True
 
     outputs = [out]
@@ -104,15 +126,18 @@ def describe(name, t):
 
 
 def check_inputs(query, key, value, startend_row_indices=None, fixed_seed_offset=None, *, causal,
-                 dropout=0.0, softmax_scale=None, window_size=None, rng_name=""):
+                 dropout=0.0, softmax_scale=None, window_size=None, rng_name="", block_mask=None,
+                 learnable_sink=None):
     """checks.check_attention_inputs on Paddle tensors; returns the checked Scalars."""
     if not isinstance(rng_name, str):
         raise TypeError(f"rng_name must be a str, got {type(rng_name).__name__}")
     facts = [describe(n, t) if t is not None else None for n, t in
              (("query", query), ("key", key), ("value", value),
               (INDICES, startend_row_indices), ("fixed_seed_offset", fixed_seed_offset))]
+    extras = {n: describe(n, t) if t is not None else None for n, t in
+              (("block_mask", block_mask), ("learnable_sink", learnable_sink))}
     return check_attention_inputs(*facts, causal=causal, dropout=dropout,
-                                  softmax_scale=softmax_scale, window_size=window_size)
+                                  softmax_scale=softmax_scale, window_size=window_size, **extras)
 
 
 def _seed_offset(fixed_seed_offset, dropout_p, rng_name):

@@ -7,7 +7,8 @@ argument. `check_attention_inputs` returns the scalars as plain Python values
 (numpy scalars accepted), so the op receives exactly what was checked.
 
 Index VALUES are not checked here: any int32 bound has a meaning (see
-layouts.py and the README), so no call needs to read the mask from the device.
+layouts.py and the README), and so has any block_mask value (0 masks a block,
+anything else keeps it), so no call needs to read a mask from the device.
 """
 import math
 import numbers
@@ -27,6 +28,10 @@ INDICES = "startend_row_indices"
 MAX_INT32 = 2**31 - 1
 # The CUDA grids are (tiles, num_heads, batch): grid dims y and z stop at 65535.
 MAX_GPU_GRID_YZ = 65535
+# What only the CPU kernel serves so far (both doors refuse them on GPU tensors).
+CPU_ONLY_FEATURES = "learnable_sink, block_mask and a value head dim unlike the query/key one"
+# Paddle 3.x's block_mask granularity: one entry per 128 x 128 (query, key) block.
+BLOCK_MASK_SIZE = 128
 
 
 class TensorFacts(NamedTuple):
@@ -119,7 +124,8 @@ def check_rank4(name, shape, layout):
 
 
 def check_qkv(query, key, value):
-    """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k)."""
+    """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k).
+    value may have its own head dim (Dv) on the CPU."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
         if t.dtype not in FLOAT_DTYPES:
@@ -136,8 +142,16 @@ def check_qkv(query, key, value):
 
     b, sq, h, d = query.shape
     bk, sk, hk, dk = key.shape
-    if list(value.shape) != list(key.shape):
-        raise ValueError(f"value shape {list(value.shape)} must equal key shape {list(key.shape)}")
+    if list(value.shape[:3]) != list(key.shape[:3]):
+        raise ValueError(f"value shape {list(value.shape)} must equal key shape {list(key.shape)} "
+                         "except in the last (head_dim) axis")
+    dv = value.shape[3]
+    if known(dv) and known(dk) and dv != dk:
+        if on_gpu:
+            raise ValueError(f"value head_dim {dv} differs from key head_dim {dk}: on GPU the "
+                             "CUDA kernels need them equal (Dv != D runs on CPU only)")
+        if not 1 <= dv <= MAX_CPU_HEAD_DIM:
+            raise ValueError(f"value head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {dv}")
     if known(b) and known(bk) and b != bk:
         raise ValueError(f"key batch size {bk} differs from query batch size {b}")
     if known(d) and known(dk) and d != dk:
@@ -192,10 +206,46 @@ def check_indices(indices, *, causal, batch, seqlen_k, num_heads, num_heads_k, d
         raise ValueError(f"{INDICES} is on {indices.device} but query is on {device}")
 
 
+def check_block_mask(block_mask, *, batch, seqlen_q, seqlen_k, num_heads, num_heads_k, mask_heads,
+                     device):
+    """block_mask: int32 [batch, heads, ceil(seqlen_q / 128), ceil(seqlen_k / 128)]; heads equal
+    those of startend_row_indices (mask_heads) as Paddle requires, or 1, num_heads_k or
+    num_heads without one."""
+    if block_mask.dtype != "int32":
+        raise TypeError(f"block_mask must be int32, got {block_mask.dtype}")
+    check_rank4("block_mask", block_mask.shape, "[batch, heads, ceil(seqlen_q / 128), ceil(seqlen_k / 128)]")
+    bb, bh, bq, bk = block_mask.shape
+    if known(bb) and known(batch) and bb != batch:
+        raise ValueError(f"block_mask.shape[0] must equal batch size {batch}, got {bb}")
+    if mask_heads is not None:
+        if known(bh) and known(mask_heads) and bh != mask_heads:
+            raise ValueError(f"block_mask.shape[1] must equal {INDICES}.shape[1] ({mask_heads}), got {bh}")
+    elif known(bh) and known(num_heads) and known(num_heads_k) and bh not in (1, num_heads_k, num_heads):
+        raise ValueError(f"block_mask.shape[1] must be 1, num_heads_k ({num_heads_k}) or num_heads "
+                         f"({num_heads}), got {bh}")
+    for axis, n, s, which in ((2, bq, seqlen_q, "query"), (3, bk, seqlen_k, "key")):
+        want = -(-s // BLOCK_MASK_SIZE) if known(s) else None
+        if known(n) and want is not None and n != want:
+            raise ValueError(f"block_mask.shape[{axis}] must be ceil({which} seqlen {s} / "
+                             f"{BLOCK_MASK_SIZE}) = {want}, got {n}")
+    if device and block_mask.device and block_mask.device != device:
+        raise ValueError(f"block_mask is on {block_mask.device} but query is on {device}")
+
+
+def check_learnable_sink(sink, *, query_dtype, num_heads, device):
+    if sink.dtype not in ("float32", query_dtype):
+        raise TypeError(f"learnable_sink must be float32 or query's dtype ({query_dtype}), got {sink.dtype}")
+    if len(sink.shape) != 1 or (known(sink.shape[0]) and known(num_heads) and sink.shape[0] != num_heads):
+        raise ValueError(f"learnable_sink must have shape [num_heads] = [{num_heads}], got {list(sink.shape)}")
+    if device and sink.device and sink.device != device:
+        raise ValueError(f"learnable_sink is on {sink.device} but query is on {device}")
+
+
 def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=None, *, causal,
-                           dropout=0.0, softmax_scale=None, window_size=None):
-    """query/key/value/indices/fixed_seed_offset: TensorFacts (indices and the
-    seed may be None). Returns the checked Scalars."""
+                           dropout=0.0, softmax_scale=None, window_size=None, block_mask=None,
+                           learnable_sink=None):
+    """query/key/value/indices/fixed_seed_offset/block_mask/learnable_sink:
+    TensorFacts (all but q, k, v may be None). Returns the checked Scalars."""
     b, sq, h, _, sk, hk = check_qkv(query, key, value)
     scalars = Scalars(as_bool("causal", causal), check_dropout(dropout),
                       check_softmax_scale(softmax_scale),
@@ -210,6 +260,16 @@ def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=No
     if indices is not None:
         check_indices(indices, causal=scalars.causal, batch=b, seqlen_k=sk, num_heads=h,
                       num_heads_k=hk, device=query.device)
+    if query.on_gpu:  # the CUDA kernels do not serve these yet: refuse, never ignore
+        for name, t in (("block_mask", block_mask), ("learnable_sink", learnable_sink)):
+            if t is not None:
+                raise ValueError(f"{name} is supported on CPU only for now; the CUDA kernels do not "
+                                 f"serve {CPU_ONLY_FEATURES} yet")
+    if block_mask is not None:
+        check_block_mask(block_mask, batch=b, seqlen_q=sq, seqlen_k=sk, num_heads=h, num_heads_k=hk,
+                         mask_heads=None if indices is None else indices.shape[1], device=query.device)
+    if learnable_sink is not None:
+        check_learnable_sink(learnable_sink, query_dtype=query.dtype, num_heads=h, device=query.device)
     return scalars
 
 

@@ -15,16 +15,22 @@ def _scale_attr(softmax_scale):
 
 
 def attention_forward(query, key, value, startend_row_indices, seed_offset, *, dropout_p,
-                      causal, softmax_scale):
-    """Returns (out, softmax_lse [B, H, Sq] float32; -inf where a row sees no key)."""
-    return op("pfm_flashmask_attention")(query, key, value, startend_row_indices, seed_offset,
-                                         float(dropout_p), bool(causal), _scale_attr(softmax_scale))
+                      causal, softmax_scale, block_mask=None, learnable_sink=None):
+    """Returns (out [B, Sq, H, Dv], softmax_lse [B, H, Sq] float32; -inf where a row sees
+    no key, or the sink's logit with one). learnable_sink: float32 [H] or None; the grad
+    op gives its gradient."""
+    attrs = (float(dropout_p), bool(causal), _scale_attr(softmax_scale))
+    if learnable_sink is None:
+        return op("pfm_flashmask_attention")(query, key, value, startend_row_indices, seed_offset,
+                                             block_mask, *attrs)
+    return op("pfm_flashmask_attention_sink")(query, key, value, startend_row_indices, seed_offset,
+                                              block_mask, learnable_sink, *attrs)
 
 
 def attention_backward(query, key, value, startend_row_indices, seed_offset, out, softmax_lse,
-                       out_grad, *, dropout_p, causal, softmax_scale):
+                       out_grad, *, dropout_p, causal, softmax_scale, block_mask=None):
     """Returns (dq, dk, dv). `out` and `softmax_lse` may be the merged results of
     several partial forwards: dS = P * (dP - rowsum(dO * out)) only needs the final ones."""
     return op("pfm_flashmask_attention_bwd")(query, key, value, startend_row_indices, seed_offset,
-                                             out, softmax_lse, out_grad, float(dropout_p),
+                                             block_mask, out, softmax_lse, out_grad, float(dropout_p),
                                              bool(causal), _scale_attr(softmax_scale))

@@ -10,11 +10,12 @@ from reference import dense_allowed, dense_attention
 LAYOUTS = [(True, 0), (True, 1), (True, 2), (False, 0), (False, 2), (False, 4)]
 
 
-def random_qkv(batch, sq, sk, heads, heads_k, dim, dtype="float32", seed=0):
+def random_qkv(batch, sq, sk, heads, heads_k, dim, dtype="float32", seed=0, dim_v=None):
+    """dim_v: value head dim (default dim)."""
     paddle.seed(seed)
     q = paddle.randn([batch, sq, heads, dim]).astype(dtype)
     k = paddle.randn([batch, sk, heads_k, dim]).astype(dtype)
-    v = paddle.randn([batch, sk, heads_k, dim]).astype(dtype)
+    v = paddle.randn([batch, sk, heads_k, dim_v or dim]).astype(dtype)
     for t in (q, k, v):
         t.stop_gradient = False
     return q, k, v
@@ -41,6 +42,13 @@ def random_startend(rng, batch, mask_heads, sq, sk, causal, ncols):
     return paddle.to_tensor(np.stack(cols, axis=-1).astype(np.int32))
 
 
+def layout_case(causal, ncols, sq, sk, heads, heads_k, dim=32, dim_v=None):
+    """Seeded inputs and a random one-head mask for one (layout, lengths, heads) case."""
+    rng = np.random.default_rng(hash((causal, ncols, sq, sk, heads_k)) % 2**32)
+    q, k, v = random_qkv(2, sq, sk, heads, heads_k, dim, seed=sq + heads_k, dim_v=dim_v)
+    return q, k, v, random_startend(rng, 2, 1, sq, sk, causal, ncols)
+
+
 def rel_err(a, b, floor=1e-2):
     """max|a - b| / max|b|. The floor keeps exact zeros (e.g. the gradients of a
     one-key softmax, which are pure rounding noise) from dividing by ~0."""
@@ -50,17 +58,22 @@ def rel_err(a, b, floor=1e-2):
     return float((a - b).abs().max()) / denom
 
 
-def run_both(q, k, v, startend, causal, softmax_scale=None, seed=0):
-    """FlashMask and dense reference outputs, lse and grads for one random dout."""
+def run_both(q, k, v, startend, causal, softmax_scale=None, seed=0, *, block_mask=None, sink=None,
+             compute_dtype="float32"):
+    """FlashMask and dense reference outputs, lse and grads (dq, dk, dv, and dsink with a
+    sink) for one random dout; the reference computes in compute_dtype."""
     out, lse = pfm.flashmask_attention(q, k, v, startend, causal=causal, return_softmax_lse=True,
-                                       softmax_scale=softmax_scale)
-    allowed = dense_allowed(startend, causal, q.shape[1], k.shape[1])
-    ref, ref_lse = dense_attention(q, k, v, allowed, softmax_scale=softmax_scale)
+                                       softmax_scale=softmax_scale, block_mask=block_mask,
+                                       learnable_sink=sink)
+    allowed = dense_allowed(startend, causal, q.shape[1], k.shape[1], block_mask=block_mask)
+    ref, ref_lse = dense_attention(q, k, v, allowed, softmax_scale=softmax_scale, sink=sink,
+                                   compute_dtype=compute_dtype)
     paddle.seed(seed + 1)
     dout = paddle.randn(out.shape).astype(out.dtype)
-    grads = paddle.grad([out], [q, k, v], [dout])
-    ref_grads = paddle.grad([ref], [q, k, v], [dout])
-    return (out, lse, grads), (ref, ref_lse, ref_grads)
+    inputs = [q, k, v] + ([sink] if sink is not None else [])
+    grads = paddle.grad([out], inputs, [dout])
+    ref_grads = paddle.grad([ref], inputs, [dout])
+    return (out, lse, grads), (ref, ref_lse.astype("float32"), ref_grads)
 
 
 def assert_close(mine, ref, fwd_tol, grad_tol, what=""):
@@ -72,7 +85,7 @@ def assert_close(mine, ref, fwd_tol, grad_tol, what=""):
     if bool(finite.any()):
         err = float((lse - ref_lse).abs().masked_select(finite).max())
         assert err <= 1e-4, f"lse {what}: {err}"
-    for name, g, rg in zip(("dq", "dk", "dv"), grads, ref_grads):
+    for name, g, rg in zip(("dq", "dk", "dv", "dsink"), grads, ref_grads):
         assert not bool(paddle.isnan(g.astype("float32")).any()), f"NaN in {name} {what}"
         # Gradients of inputs drawn from N(0, 1) are O(1): judge them against at least 1.
         assert rel_err(g, rg, floor=1.0) <= grad_tol, f"{name} {what}: {rel_err(g, rg, 1.0)}"

@@ -6,8 +6,8 @@ import paddle
 import pytest
 
 import paddle_flashmask as pfm
-from attention_cases import (LAYOUTS, assert_close, random_qkv, random_startend, rel_err,
-                             run_both)
+from attention_cases import (LAYOUTS, assert_close, layout_case, random_qkv, random_startend,
+                             rel_err, run_both)
 
 FP32_FWD_TOL, FP32_GRAD_TOL = 1e-5, 1e-4
 SHAPES = [(67, 67), (128, 128), (50, 131), (130, 45)]  # (Sq, Sk): odd, tile-aligned, ragged
@@ -18,9 +18,7 @@ HEADS = [(4, 4), (4, 2), (4, 1)]  # MHA, GQA, MQA
 @pytest.mark.parametrize("sq,sk", SHAPES)
 @pytest.mark.parametrize("heads,heads_k", HEADS)
 def test_layouts_fp32(causal, ncols, sq, sk, heads, heads_k):
-    rng = np.random.default_rng(hash((causal, ncols, sq, sk, heads_k)) % 2**32)
-    q, k, v = random_qkv(2, sq, sk, heads, heads_k, 32, seed=sq + heads_k)
-    startend = random_startend(rng, 2, 1, sq, sk, causal, ncols)
+    q, k, v, startend = layout_case(causal, ncols, sq, sk, heads, heads_k)
     mine, ref = run_both(q, k, v, startend, causal)
     assert_close(mine, ref, FP32_FWD_TOL, FP32_GRAD_TOL, f"{causal=} {ncols=} {sq=} {sk=}")
 

@@ -49,3 +49,54 @@ def test_to_static_matches_dygraph_fwd_and_grads(tmp_path):
     loaded = paddle.jit.load(path)
     x2, idx2 = paddle.randn([3, 40, 32]), doc_mask(3, 40, 7)
     assert float((loaded(x2, idx2) - layer(x2, idx2)).abs().max()) < 1e-6
+
+
+class SinkAttention(PackedAttention):
+    """GPT-OSS-style layer: a learnable per-head sink, and a block mask."""
+
+    def __init__(self, hidden=32, heads=2):
+        super().__init__(hidden, heads)
+        self.sink = self.create_parameter([heads], default_initializer=paddle.nn.initializer.Constant(0.5))
+
+    def forward(self, x, startend_row_indices, block_mask):
+        b, s, hidden = x.shape
+        q, k, v = self.qkv(x).reshape([b, s, 3, self.heads, hidden // self.heads]).unbind(axis=2)
+        out = pfm.flashmask_attention(q, k, v, startend_row_indices, causal=True,
+                                      block_mask=block_mask, learnable_sink=self.sink)
+        return out.reshape([b, s, hidden])
+
+
+def test_to_static_with_sink_and_block_mask():
+    """The sink's gradient comes out of the grad op under to_static too."""
+    paddle.seed(1)
+    layer = SinkAttention()
+    s = 200
+    x, idx = paddle.randn([2, s, 32]), doc_mask(2, s, 90)
+    blocks = paddle.to_tensor(np.array([[[[1, 0], [1, 1]]]] * 2, np.int32))
+    eager = layer(x, idx, blocks)
+    eager.sum().backward()
+    grads = (layer.qkv.weight.grad.clone(), layer.sink.grad.clone())
+    layer.clear_gradients()
+    spec = [paddle.static.InputSpec([None, s, 32], "float32"),
+            paddle.static.InputSpec([None, 1, s, 1], "int32"),
+            paddle.static.InputSpec([None, 1, 2, 2], "int32")]
+    static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
+    out = static(x, idx, blocks)
+    out.sum().backward()
+    assert float((out - eager).abs().max()) < 1e-6
+    assert float((layer.qkv.weight.grad - grads[0]).abs().max()) < 1e-5
+    assert float((layer.sink.grad - grads[1]).abs().max()) < 1e-5
+    assert float(grads[1].abs().max()) > 0
+
+
+def test_to_static_with_a_frozen_sink():
+    paddle.seed(2)
+    layer = SinkAttention()
+    layer.sink.stop_gradient = True
+    x, idx = paddle.randn([1, 130, 32]), doc_mask(1, 130, 50)
+    blocks = paddle.ones([1, 1, 2, 2], "int32")
+    eager = layer(x, idx, blocks)
+    static = paddle.jit.to_static(layer, full_graph=True)
+    out = static(x, idx, blocks)
+    out.sum().backward()
+    assert float((out - eager).abs().max()) < 1e-6 and layer.sink.grad is None

@@ -147,3 +147,32 @@ def test_unmasked_batch_runs_plain_causal_attention():
     pf_flashmask.use_flash_mask(model, False)
     dense = model(input_ids=ids)[0].numpy()
     np.testing.assert_allclose(flash, dense, rtol=1e-4, atol=1e-5)
+
+
+def test_sink_runs_as_learnable_sink_like_paddleformers_eager():
+    """GPT-OSS passes sink= per head: our registered function serves it (it raised
+    NotImplementedError before) and matches paddleformers' eager sink path."""
+    import types
+
+    from paddleformers.nn.attention.eager_attention import eager_attention_forward
+
+    from reference import dense_allowed
+
+    b, s, h, hk, d = 2, 40, 4, 2, 16
+    paddle.seed(3)
+    q, k, v = (paddle.randn([b, n, s, d]) for n in (h, hk, hk))  # paddleformers' [B, H, S, D]
+    sink = paddle.to_tensor(np.linspace(-0.5, 1.5, h).astype("float32"))
+    for t in (q, k, v, sink):
+        t.stop_gradient = False
+    spec = causal_document_mask([[15, 25], [40]], s)
+    idx = paddle.to_tensor(spec.startend_row_indices)
+    module = types.SimpleNamespace(num_key_value_groups=h // hk, training=False, is_causal=True)
+    out, _ = pf_flashmask.flashmask_attention_forward(module, q, k, v, attn_mask_startend_row_indices=idx,
+                                                      sink=sink, scaling=d ** -0.5)
+    allowed = dense_allowed(idx, spec.causal, s, s)
+    additive = paddle.where(allowed, paddle.zeros(allowed.shape), paddle.full(allowed.shape, -np.inf))
+    ref, _ = eager_attention_forward(module, q, k, v, attention_mask=additive, sink=sink, scaling=d ** -0.5)
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    dout = paddle.randn(out.shape)
+    for g, rg in zip(paddle.grad([out], [q, k, v, sink], [dout]), paddle.grad([ref], [q, k, v, sink], [dout])):
+        np.testing.assert_allclose(g.numpy(), rg.numpy(), rtol=1e-4, atol=1e-4)

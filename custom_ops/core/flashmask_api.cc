@@ -17,6 +17,7 @@ thread_local std::string g_last_error;
 const char* check_params(const flashmask::FwdParams& p) {
   if (p.batch < 0 || p.seqlen_q < 0 || p.seqlen_k < 0 || p.num_heads < 0 || p.head_dim <= 0)
     return "negative size or head_dim <= 0";
+  if (p.head_dim_v < 0) return "head_dim_v must be >= 0 (0: same as head_dim)";
   if (p.num_heads_k <= 0 || p.num_heads % p.num_heads_k != 0)
     return "num_heads must be a multiple of num_heads_k";
   const int mc = p.mask.ncols;
@@ -24,6 +25,10 @@ const char* check_params(const flashmask::FwdParams& p) {
     return "mask column count does not fit the causal flag";
   if (mc != 0 && p.mask.heads != 1 && p.mask.heads != p.num_heads_k && p.mask.heads != p.num_heads)
     return "mask heads must be 1, num_heads_k or num_heads";
+  const int bh = p.block_mask.heads;
+  if (bh != 0 && (p.block_mask.blocks == nullptr ||
+                  (bh != 1 && bh != p.num_heads_k && bh != p.num_heads)))
+    return "block_mask heads must be 1, num_heads_k or num_heads";
   if (p.dropout_p < 0.f || p.dropout_p >= 1.f) return "dropout must lie in [0, 1)";
   return nullptr;
 }

@@ -21,6 +21,18 @@ struct MaskArgs {
   int64_t head_stride = 0;
 };
 
+// Paddle 3.x's block_mask: block_mask[b, h_mask, i / 128, j / 128] (int32,
+// contiguous [.., ceil(Sq/128), ceil(Sk/128)]); 0 masks the whole 128x128
+// block on top of the column mask, 1 keeps it. heads == 0: no block mask.
+constexpr int32_t kBlockMaskSize = 128;
+
+struct BlockMaskArgs {
+  const int32_t* blocks = nullptr;
+  int32_t heads = 0;       // 0 (none), 1, num_heads_k or num_heads
+  int64_t batch_stride = 0;
+  int64_t head_stride = 0;
+};
+
 // Which GPU kernels may run. The doors fill these from the user's switches
 // (README, "Switches"); the core reads no environment. The CPU ignores them.
 struct KernelOptions {
@@ -33,6 +45,8 @@ struct FwdParams {
   DType dtype = DType::kFloat32;
   int32_t batch = 0, seqlen_q = 0, seqlen_k = 0;
   int32_t num_heads = 0, num_heads_k = 0, head_dim = 0;
+  // Head dim of value and out (Dv); 0 means head_dim. q and k use head_dim.
+  int32_t head_dim_v = 0;
 
   const void* q = nullptr;
   const void* k = nullptr;
@@ -46,6 +60,11 @@ struct FwdParams {
   int64_t o_batch_stride = 0, o_row_stride = 0, o_head_stride = 0;
 
   MaskArgs mask;
+  BlockMaskArgs block_mask;
+  // Learnable attention sink: one fp32 logit per query head, [num_heads], or
+  // null. It joins every row's softmax denominator unscaled (not multiplied by
+  // softmax_scale) and carries no value; softmax_lse includes it.
+  const float* learnable_sink = nullptr;
   bool causal = false;  // bottom-right aligned: key j masked for row i iff
                         // j > i + (seqlen_k - seqlen_q), as in FlashAttention-2
   float softmax_scale = 1.f;
@@ -73,7 +92,25 @@ struct BwdParams : FwdParams {
   int64_t dq_batch_stride = 0, dq_row_stride = 0, dq_head_stride = 0;
   int64_t dk_batch_stride = 0, dk_row_stride = 0, dk_head_stride = 0;
   int64_t dv_batch_stride = 0, dv_row_stride = 0, dv_head_stride = 0;
+  // With learnable_sink: its gradient, fp32 [num_heads], written (not added).
+  float* dsink = nullptr;
   bool deterministic = false;  // GPU: ordered dq/dk/dv reductions
 };
+
+inline int32_t value_head_dim(const FwdParams& p) { return p.head_dim_v > 0 ? p.head_dim_v : p.head_dim; }
+
+// Blocks of block_mask along a sequence of `seqlen` tokens: ceil(seqlen / 128).
+inline int64_t block_mask_blocks(int64_t seqlen) {
+  return (seqlen + kBlockMaskSize - 1) / kBlockMaskSize;
+}
+
+// Points p at a contiguous block_mask [batch, heads, blocks(Sq), blocks(Sk)]
+// (seqlen_q and seqlen_k already set).
+inline void set_block_mask(FwdParams* p, const int32_t* blocks, int32_t heads) {
+  p->block_mask.blocks = blocks;
+  p->block_mask.heads = heads;
+  p->block_mask.head_stride = block_mask_blocks(p->seqlen_q) * block_mask_blocks(p->seqlen_k);
+  p->block_mask.batch_stride = heads * p->block_mask.head_stride;
+}
 
 }  // namespace flashmask

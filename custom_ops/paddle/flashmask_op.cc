@@ -1,17 +1,21 @@
 // Thin Paddle door to the FlashMask core: tensors -> params, shapes, dtypes.
 //
 // Ops (prefixed "pfm_": Paddle itself has a built-in `flashmask_attention`):
-//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset)
-//       -> out [B, Sq, H, D], softmax_lse [B, H, Sq] (fp32)
+//   pfm_flashmask_attention(q, k, v, startend_row_indices?, seed_offset, block_mask?)
+//       -> out [B, Sq, H, Dv], softmax_lse [B, H, Sq] (fp32)
 //   pfm_flashmask_attention_grad: dq, dk, dv (registered as the grad op)
 //   pfm_flashmask_attention_bwd: the same gradients as a plain op, for callers
 //       that drive the backward themselves (context parallelism).
+//   pfm_flashmask_attention_sink(..., block_mask?, learnable_sink): the same with
+//       a learnable sink; its grad op adds dsink.
 //   pfm_flashmask_attention_grad_grad: refuses double backward (NotImplementedError).
+// block_mask: int32 [B, 1 | Hk | H, ceil(Sq/128), ceil(Sk/128)];
+// learnable_sink: fp32 [H] (the Python layer casts it).
 // The user-facing checks live in paddle_flashmask/checks.py; the checks here
 // are a backstop for direct callers and for what a static graph learns only at
 // run time. They throw Paddle's own errors (ValueError in Python), which every
-// executor turns into a Python exception; a PD_CHECK failure aborts the
-// static-graph executor.
+// executor turns into a Python exception (a PD_CHECK failure would abort the
+// static-graph executor).
 // softmax_scale 0 means head_dim ** -0.5 of the run-time head_dim.
 #include <cmath>
 #include <cstdlib>
@@ -111,17 +115,49 @@ void check_status(int status, const char* what) {
 void check_sizes(const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v) {
   require(q.shape().size() == 4 && k.shape().size() == 4 && v.shape().size() == 4,
           "query, key and value must be 4-D [batch, seqlen, num_heads, head_dim]");
-  require(k.shape() == v.shape(), "value shape must equal key shape");
+  require(k.shape()[0] == v.shape()[0] && k.shape()[1] == v.shape()[1] && k.shape()[2] == v.shape()[2],
+          "value must have key's batch size, seqlen and num_heads");
   require(k.shape()[0] == q.shape()[0], "key batch size differs from query batch size");
   require(k.shape()[3] == q.shape()[3], "key head_dim differs from query head_dim");
-  for (const auto* t : {&q, &k})
+  for (const auto* t : {&q, &k, &v})
     for (int64_t d : t->shape())
-      require(d > 0 && d <= INT32_MAX, "query and key dims must lie in [1, 2^31 - 1]");
+      require(d > 0 && d <= INT32_MAX, "query, key and value dims must lie in [1, 2^31 - 1]");
   require(q.shape()[2] % k.shape()[2] == 0,
           "query num_heads must be a multiple of key num_heads (GQA/MQA)");
   if (q.is_gpu())
     require(q.shape()[0] <= kMaxGridYZ && q.shape()[2] <= kMaxGridYZ,
             "query batch size and num_heads must be at most 65535 on GPU");
+}
+
+// Optional inputs the core reads besides q, k, v and the column mask.
+struct Extras {
+  paddle::optional<paddle::Tensor> block_mask;
+  paddle::optional<paddle::Tensor> sink;
+};
+
+Extras contiguous_extras(const paddle::optional<paddle::Tensor>& block_mask,
+                         const paddle::optional<paddle::Tensor>& sink) {
+  Extras e;
+  if (block_mask) e.block_mask = contiguous(*block_mask);
+  if (sink) e.sink = contiguous(*sink);
+  return e;
+}
+
+void set_extras(FwdParams* p, const Extras& e) {
+  if (e.block_mask) {
+    const auto& bm = *e.block_mask;
+    require_type(bm.dtype() == paddle::DataType::INT32, "block_mask must be int32");
+    require(bm.shape().size() == 4 && bm.shape()[0] == p->batch &&
+                bm.shape()[2] == flashmask::block_mask_blocks(p->seqlen_q) &&
+                bm.shape()[3] == flashmask::block_mask_blocks(p->seqlen_k),
+            "block_mask must be [batch, heads, ceil(seqlen_q / 128), ceil(seqlen_k / 128)]");
+    flashmask::set_block_mask(p, bm.data<int32_t>(), static_cast<int32_t>(bm.shape()[1]));
+  }
+  if (e.sink) {
+    require_type(e.sink->dtype() == paddle::DataType::FLOAT32, "learnable_sink must be float32");
+    require(e.sink->numel() == p->num_heads, "learnable_sink must be [num_heads]");
+    p->learnable_sink = e.sink->data<float>();
+  }
 }
 
 FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
@@ -140,13 +176,16 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   p.head_dim = static_cast<int32_t>(q.shape()[3]);
   p.seqlen_k = static_cast<int32_t>(k.shape()[1]);
   p.num_heads_k = static_cast<int32_t>(k.shape()[2]);
+  p.head_dim_v = static_cast<int32_t>(v.shape()[3]);
   p.q = q.data();
   p.k = k.data();
   p.v = v.data();
   set_strides(q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride);
   set_strides(k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride);
   set_strides(v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride);
-  set_strides(q, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
+  p.o_head_stride = p.head_dim_v;  // out is [B, Sq, H, Dv], contiguous
+  p.o_row_stride = static_cast<int64_t>(p.num_heads) * p.head_dim_v;
+  p.o_batch_stride = p.seqlen_q * p.o_row_stride;
   if (startend) {
     const auto& m = *startend;
     require_type(m.dtype() == paddle::DataType::INT32, "startend_row_indices must be int32");
@@ -188,18 +227,26 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
   return p;
 }
 
-std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
-                                             const paddle::Tensor& key,
-                                             const paddle::Tensor& value,
-                                             const paddle::optional<paddle::Tensor>& startend,
-                                             const paddle::Tensor& seed_offset, float dropout,
-                                             bool causal, float softmax_scale) {
+std::vector<int64_t> out_shape(const std::vector<int64_t>& q, const std::vector<int64_t>& v) {
+  return {q[0], q[1], q[2], v[3]};
+}
+
+using OptTensor = paddle::optional<paddle::Tensor>;
+
+// out, softmax_lse.
+std::vector<paddle::Tensor> Forward(const paddle::Tensor& query, const paddle::Tensor& key,
+                                    const paddle::Tensor& value, const OptTensor& startend,
+                                    const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+                                    const OptTensor& sink, float dropout, bool causal,
+                                    float softmax_scale) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
+  const Extras extras = contiguous_extras(block_mask, sink);
   FwdParams p = make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
   p.kernels = kernel_options_from_env();
-  auto out = paddle::empty(q.shape(), q.dtype(), q.place());
+  set_extras(&p, extras);
+  auto out = paddle::empty(out_shape(q.shape(), v.shape()), q.dtype(), q.place());
   auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
                            q.place());
   p.out = out.data();
@@ -209,22 +256,28 @@ std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& query,
   return {out, lse};
 }
 
-std::vector<paddle::Tensor> FlashMaskBackward(
-    const paddle::Tensor& query, const paddle::Tensor& key, const paddle::Tensor& value,
-    const paddle::optional<paddle::Tensor>& startend, const paddle::Tensor& seed_offset,
-    const paddle::Tensor& out, const paddle::Tensor& softmax_lse, const paddle::Tensor& out_grad,
-    float dropout, bool causal, float softmax_scale) {
+// dq, dk, dv, and dsink (fp32 [H]) when there is a sink.
+std::vector<paddle::Tensor> Backward(const paddle::Tensor& query, const paddle::Tensor& key,
+                                     const paddle::Tensor& value, const OptTensor& startend,
+                                     const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+                                     const OptTensor& sink, const paddle::Tensor& out,
+                                     const paddle::Tensor& softmax_lse,
+                                     const paddle::Tensor& out_grad, float dropout, bool causal,
+                                     float softmax_scale) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   const auto o = contiguous(out), dout = contiguous(out_grad), lse = contiguous(softmax_lse);
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
+  const Extras extras = contiguous_extras(block_mask, sink);
   BwdParams p;
   static_cast<FwdParams&>(p) =
       make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
+  set_extras(&p, extras);
+  const auto o_shape = out_shape(q.shape(), v.shape());
   require_type(o.dtype() == q.dtype() && dout.dtype() == q.dtype(),
                "backward: out and out_grad must have query's dtype");
-  require(o.shape() == q.shape() && dout.shape() == q.shape(),
-          "backward: out and out_grad must have query's shape");
+  require(o.shape() == o_shape && dout.shape() == o_shape,
+          "backward: out and out_grad must be [batch, seqlen_q, num_heads, value head_dim]");
   require_type(lse.dtype() == paddle::DataType::FLOAT32, "backward: softmax_lse must be float32");
   require(lse.shape() == std::vector<int64_t>{q.shape()[0], q.shape()[2], q.shape()[1]},
           "backward: softmax_lse must be [batch, num_heads, seqlen_q]");
@@ -237,6 +290,11 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   p.dq = dq.data();
   p.dk = dk.data();
   p.dv = dv.data();
+  std::vector<paddle::Tensor> grads = {dq, dk, dv};
+  if (extras.sink) {
+    grads.push_back(paddle::empty({p.num_heads}, paddle::DataType::FLOAT32, q.place()));
+    p.dsink = grads.back().data<float>();
+  }
   set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
@@ -244,37 +302,110 @@ std::vector<paddle::Tensor> FlashMaskBackward(
   p.kernels = kernel_options_from_env();
   const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
-  return {dq, dk, dv};
+  return grads;
 }
 
-std::vector<std::vector<int64_t>> ForwardInferShape(
-    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const paddle::optional<std::vector<int64_t>>& startend, const std::vector<int64_t>& seed_offset,
+// Kernel entry points of the two op families: without a sink (3 gradients) and
+// with one (a required input, so its gradient is a plain 4th output: Paddle's
+// static graphs take optional outputs only in place).
+std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& q, const paddle::Tensor& k,
+                                             const paddle::Tensor& v, const OptTensor& startend,
+                                             const paddle::Tensor& seed_offset,
+                                             const OptTensor& block_mask, float dropout,
+                                             bool causal, float softmax_scale) {
+  return Forward(q, k, v, startend, seed_offset, block_mask, paddle::none, dropout, causal,
+                 softmax_scale);
+}
+
+std::vector<paddle::Tensor> FlashMaskBackward(
+    const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
+    const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+    const paddle::Tensor& out, const paddle::Tensor& lse, const paddle::Tensor& out_grad,
     float dropout, bool causal, float softmax_scale) {
-  return {q, {q[0], q[2], q[1]}};
+  return Backward(q, k, v, startend, seed_offset, block_mask, paddle::none, out, lse, out_grad,
+                  dropout, causal, softmax_scale);
+}
+
+std::vector<paddle::Tensor> FlashMaskSinkForward(
+    const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
+    const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+    const paddle::Tensor& sink, float dropout, bool causal, float softmax_scale) {
+  return Forward(q, k, v, startend, seed_offset, block_mask, sink, dropout, causal, softmax_scale);
+}
+
+std::vector<paddle::Tensor> FlashMaskSinkBackward(
+    const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
+    const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
+    const paddle::Tensor& sink, const paddle::Tensor& out, const paddle::Tensor& lse,
+    const paddle::Tensor& out_grad, float dropout, bool causal, float softmax_scale) {
+  return Backward(q, k, v, startend, seed_offset, block_mask, sink, out, lse, out_grad, dropout,
+                  causal, softmax_scale);
+}
+
+using OptShape = paddle::optional<std::vector<int64_t>>;
+using OptDtype = paddle::optional<paddle::DataType>;
+using Shape = std::vector<int64_t>;
+
+std::vector<Shape> ForwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                     const OptShape& startend, const Shape& seed_offset,
+                                     const OptShape& block_mask, float dropout, bool causal,
+                                     float softmax_scale) {
+  return {out_shape(q, v), {q[0], q[2], q[1]}};
 }
 
 std::vector<paddle::DataType> ForwardInferDtype(const paddle::DataType& q,
                                                 const paddle::DataType& k,
                                                 const paddle::DataType& v,
-                                                const paddle::optional<paddle::DataType>& startend,
-                                                const paddle::DataType& seed_offset) {
+                                                const OptDtype& startend,
+                                                const paddle::DataType& seed_offset,
+                                                const OptDtype& block_mask) {
   return {q, paddle::DataType::FLOAT32};
 }
 
-std::vector<std::vector<int64_t>> BackwardInferShape(
-    const std::vector<int64_t>& q, const std::vector<int64_t>& k, const std::vector<int64_t>& v,
-    const paddle::optional<std::vector<int64_t>>& startend, const std::vector<int64_t>& seed_offset,
-    const std::vector<int64_t>& out, const std::vector<int64_t>& lse,
-    const std::vector<int64_t>& dout, float dropout, bool causal, float softmax_scale) {
+std::vector<Shape> BackwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                      const OptShape& startend, const Shape& seed_offset,
+                                      const OptShape& block_mask, const Shape& out,
+                                      const Shape& lse, const Shape& dout, float dropout,
+                                      bool causal, float softmax_scale) {
   return {q, k, v};
 }
 
 std::vector<paddle::DataType> BackwardInferDtype(
     const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
-    const paddle::optional<paddle::DataType>& startend, const paddle::DataType& seed_offset,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
     const paddle::DataType& out, const paddle::DataType& lse, const paddle::DataType& dout) {
   return {q, k, v};
+}
+
+std::vector<Shape> SinkForwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                         const OptShape& startend, const Shape& seed_offset,
+                                         const OptShape& block_mask, const Shape& sink,
+                                         float dropout, bool causal, float softmax_scale) {
+  return ForwardInferShape(q, k, v, startend, seed_offset, block_mask, dropout, causal,
+                           softmax_scale);
+}
+
+std::vector<paddle::DataType> SinkForwardInferDtype(
+    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
+    const paddle::DataType& sink) {
+  return {q, paddle::DataType::FLOAT32};
+}
+
+std::vector<Shape> SinkBackwardInferShape(const Shape& q, const Shape& k, const Shape& v,
+                                          const OptShape& startend, const Shape& seed_offset,
+                                          const OptShape& block_mask, const Shape& sink,
+                                          const Shape& out, const Shape& lse, const Shape& dout,
+                                          float dropout, bool causal, float softmax_scale) {
+  return {q, k, v, sink};
+}
+
+std::vector<paddle::DataType> SinkBackwardInferDtype(
+    const paddle::DataType& q, const paddle::DataType& k, const paddle::DataType& v,
+    const OptDtype& startend, const paddle::DataType& seed_offset, const OptDtype& block_mask,
+    const paddle::DataType& sink, const paddle::DataType& out, const paddle::DataType& lse,
+    const paddle::DataType& dout) {
+  return {q, k, v, paddle::DataType::FLOAT32};
 }
 
 // Second-order terms are not implemented: refuse rather than drop them.
@@ -285,12 +416,21 @@ std::vector<paddle::Tensor> DoubleBackward(const paddle::Tensor&, const paddle::
       "create_graph=True) then backward through the result) is not supported"));
 }
 
+std::vector<paddle::Tensor> SinkDoubleBackward(const paddle::Tensor& ddq, const paddle::Tensor& ddk,
+                                               const paddle::Tensor& ddv, const paddle::Tensor&,
+                                               float dropout, bool causal, float softmax_scale) {
+  return DoubleBackward(ddq, ddk, ddv, dropout, causal, softmax_scale);
+}
+
 }  // namespace
 
 #define FLASHMASK_ATTRS {"dropout: float", "causal: bool", "softmax_scale: float"}
+#define FLASHMASK_INPUTS \
+  "query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset", \
+      paddle::Optional("block_mask")
 
 PD_BUILD_OP(pfm_flashmask_attention)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset"})
+    .Inputs({FLASHMASK_INPUTS})
     .Outputs({"out", "softmax_lse"})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskForward))
@@ -298,8 +438,7 @@ PD_BUILD_OP(pfm_flashmask_attention)
     .SetInferDtypeFn(PD_INFER_DTYPE(ForwardInferDtype));
 
 PD_BUILD_GRAD_OP(pfm_flashmask_attention)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             "out", "softmax_lse", paddle::Grad("out")})
+    .Inputs({FLASHMASK_INPUTS, "out", "softmax_lse", paddle::Grad("out")})
     .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value")})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskBackward))
@@ -314,10 +453,33 @@ PD_BUILD_DOUBLE_GRAD_OP(pfm_flashmask_attention)
     .SetKernelFn(PD_KERNEL(DoubleBackward));
 
 PD_BUILD_OP(pfm_flashmask_attention_bwd)
-    .Inputs({"query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset",
-             "out", "softmax_lse", "out_grad"})
+    .Inputs({FLASHMASK_INPUTS, "out", "softmax_lse", "out_grad"})
     .Outputs({"query_grad", "key_grad", "value_grad"})
     .Attrs(FLASHMASK_ATTRS)
     .SetKernelFn(PD_KERNEL(FlashMaskBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(BackwardInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(BackwardInferDtype));
+
+PD_BUILD_OP(pfm_flashmask_attention_sink)
+    .Inputs({FLASHMASK_INPUTS, "learnable_sink"})
+    .Outputs({"out", "softmax_lse"})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskSinkForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SinkForwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SinkForwardInferDtype));
+
+PD_BUILD_GRAD_OP(pfm_flashmask_attention_sink)
+    .Inputs({FLASHMASK_INPUTS, "learnable_sink", "out", "softmax_lse", paddle::Grad("out")})
+    .Outputs({paddle::Grad("query"), paddle::Grad("key"), paddle::Grad("value"),
+              paddle::Grad("learnable_sink")})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(FlashMaskSinkBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SinkBackwardInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SinkBackwardInferDtype));
+
+PD_BUILD_DOUBLE_GRAD_OP(pfm_flashmask_attention_sink)
+    .Inputs({paddle::Grad(paddle::Grad("query")), paddle::Grad(paddle::Grad("key")),
+             paddle::Grad(paddle::Grad("value")), paddle::Grad(paddle::Grad("learnable_sink"))})
+    .Outputs({paddle::Grad(paddle::Grad("out"))})
+    .Attrs(FLASHMASK_ATTRS)
+    .SetKernelFn(PD_KERNEL(SinkDoubleBackward));

@@ -138,7 +138,8 @@ def build_torch(build_dir, objs, with_cuda):
     built = os.path.join(out_dir, "_flashmask_torch.so")
     if os.path.exists(built):
         os.remove(built)
-    cflags = ["-O2", "-std=c++17"] + (["-DFLASHMASK_TORCH_CUDA"] if with_cuda else [])
+    # C++20: torch >= 2.10 headers require it (older ones accept it).
+    cflags = ["-O2", "-std=c++20"] + (["-DFLASHMASK_TORCH_CUDA"] if with_cuda else [])
     cpp_extension.load(
         name="_flashmask_torch",
         sources=[os.path.join(HERE, "flashmask_torch.cpp")],

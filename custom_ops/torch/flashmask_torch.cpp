@@ -63,7 +63,8 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "q, k, v must be 4-D [B, S, H, D]");
   TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
               "q, k, v must share one dtype");
-  TORCH_CHECK(k.sizes() == v.sizes(), "key and value shapes differ");
+  TORCH_CHECK(k.size(0) == v.size(0) && k.size(1) == v.size(1) && k.size(2) == v.size(2),
+              "key and value differ in batch, seqlen or heads");
   TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "q, k, v on different devices");
   FwdParams p;
   p.dtype = core_dtype(q);
@@ -73,6 +74,7 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   p.head_dim = static_cast<int32_t>(q.size(3));
   p.seqlen_k = static_cast<int32_t>(k.size(1));
   p.num_heads_k = static_cast<int32_t>(k.size(2));
+  p.head_dim_v = static_cast<int32_t>(v.size(3));
   TORCH_CHECK(k.size(0) == p.batch && k.size(3) == p.head_dim, "key batch/head_dim differ from query");
   p.q = q.data_ptr();
   p.k = k.data_ptr();
@@ -110,10 +112,36 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   return p;
 }
 
+// block_mask: contiguous int32 [B, h, ceil(Sq/128), ceil(Sk/128)]; sink: contiguous fp32 [H].
+void set_extras(FwdParams* p, const at::Tensor& q, const std::optional<at::Tensor>& block_mask,
+                const std::optional<at::Tensor>& sink) {
+  if (block_mask) {
+    const at::Tensor& bm = *block_mask;
+    TORCH_CHECK(bm.scalar_type() == at::kInt && bm.dim() == 4 && bm.size(0) == p->batch &&
+                    bm.size(2) == flashmask::block_mask_blocks(p->seqlen_q) &&
+                    bm.size(3) == flashmask::block_mask_blocks(p->seqlen_k) && bm.is_contiguous() &&
+                    bm.device() == q.device(),
+                "block_mask must be contiguous int32 [B, h, ceil(Sq/128), ceil(Sk/128)] on q's device");
+    flashmask::set_block_mask(p, bm.data_ptr<int32_t>(), static_cast<int32_t>(bm.size(1)));
+  }
+  if (sink) {
+    TORCH_CHECK(sink->scalar_type() == at::kFloat && sink->numel() == p->num_heads &&
+                    sink->is_contiguous() && sink->device() == q.device(),
+                "learnable_sink must be a contiguous float32 [num_heads] tensor on q's device");
+    p->learnable_sink = sink->data_ptr<float>();
+  }
+}
+
+std::vector<int64_t> out_sizes(const at::Tensor& q, const at::Tensor& v) {
+  return {q.size(0), q.size(1), q.size(2), v.size(3)};
+}
+
 std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                                 const std::optional<at::Tensor>& mask,
                                 const std::optional<at::Tensor>& seed_offset, double dropout,
-                                bool causal, double scale, bool allow_sm90) {
+                                bool causal, double scale,
+                                const std::optional<at::Tensor>& block_mask,
+                                const std::optional<at::Tensor>& sink, bool allow_sm90) {
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
@@ -121,7 +149,8 @@ std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, 
                    v = last_dim_contiguous(value);
   FwdParams p = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
   p.kernels.allow_sm90 = allow_sm90;
-  at::Tensor out = at::empty(q.sizes(), q.options());
+  set_extras(&p, q, block_mask, sink);
+  at::Tensor out = at::empty(out_sizes(q, v), q.options());
   at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
   p.out = out.data_ptr();
   strides_of(out, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
@@ -143,7 +172,9 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
                                  const std::optional<at::Tensor>& seed_offset, const at::Tensor& out_,
                                  const at::Tensor& lse_, const at::Tensor& dout_, double dropout,
                                  bool causal, double scale, bool deterministic,
-                                 bool allow_sm90, bool force_low_smem_bwd) {
+                                 const std::optional<at::Tensor>& block_mask,
+                                 const std::optional<at::Tensor>& sink, bool allow_sm90,
+                                 bool force_low_smem_bwd) {
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
@@ -153,9 +184,11 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
   const at::Tensor o = out_.contiguous(), dout = dout_.contiguous(), lse = lse_.contiguous();
   BwdParams p;
   static_cast<FwdParams&>(p) = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
-  TORCH_CHECK(o.sizes() == q.sizes() && dout.sizes() == q.sizes() &&
+  set_extras(&p, q, block_mask, sink);
+  const std::vector<int64_t> o_sizes = out_sizes(q, v);
+  TORCH_CHECK(o.sizes() == at::IntArrayRef(o_sizes) && dout.sizes() == at::IntArrayRef(o_sizes) &&
                   o.scalar_type() == q.scalar_type() && dout.scalar_type() == q.scalar_type(),
-              "out and dout must match query");
+              "out and dout must be [B, Sq, H, Dv] in query's dtype");
   TORCH_CHECK(q.size(3) > 0, "head_dim must be positive");  // before dividing by it
   TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.numel() == q.numel() / q.size(3),
               "softmax_lse must be float32 [B, H, Sq]");
@@ -169,6 +202,11 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
   p.dq = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();
+  at::Tensor dsink;  // undefined (None in Python) without a sink
+  if (sink) {
+    dsink = at::empty({p.num_heads}, q.options().dtype(at::kFloat));
+    p.dsink = dsink.data_ptr<float>();
+  }
   strides_of(dq, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   strides_of(dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   strides_of(dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
@@ -184,7 +222,7 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
     p.workspace_bytes = ws_bytes;
   }
   check_status(flashmask_bwd(&p, dev, stream_of(q)), "flashmask_attention backward");
-  return {dq, dk, dv};
+  return {dq, dk, dv, dsink};
 }
 
 }  // namespace
@@ -192,6 +230,6 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "FlashMask attention core (C ABI) for PyTorch tensors";
   m.def("forward", &forward, "FlashMask forward -> (out, softmax_lse)");
-  m.def("backward", &backward, "FlashMask backward -> (dq, dk, dv)");
+  m.def("backward", &backward, "FlashMask backward -> (dq, dk, dv, dsink or None)");
   m.def("has_cuda", []() { return flashmask_has_cuda() != 0; });
 }

@@ -39,11 +39,10 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
 
     query/key/value: [batch, heads, seqlen, head_dim] (paddleformers' layout).
     attn_mask_startend_row_indices: int32 [B, 1 | Hk | H, Sk, ncols] or [B, 1, Sk]
-    (read as one column). Returns (out [batch, seqlen, heads * head_dim], None).
+    (read as one column). sink: per-head logits [H] (GPT-OSS), served as our
+    learnable_sink with paddleformers' semantics (CPU only for now).
+    Returns (out [batch, seqlen, heads * head_dim_v], None).
     """
-    if sink is not None:
-        raise NotImplementedError("paddle_flashmask has no attention-sink variant; "
-                                  "use paddleformers' own attention for models with sinks")
     if attn_mask_startend_row_indices is None and attention_mask is not None:
         # An arbitrary dense mask need not be column-wise expressible (left padding in
         # generation, for one): leave it to the dense implementation.
@@ -64,7 +63,8 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
             indices = indices.astype("int32")
         causal = _causal_for_columns(indices.shape[-1], is_causal)
     out = flashmask_attention(query, key, value, indices, dropout=dropout, causal=bool(causal),
-                              softmax_scale=scaling, training=getattr(module, "training", True))
+                              softmax_scale=scaling, training=getattr(module, "training", True),
+                              learnable_sink=sink)
     return out.reshape([0, 0, out.shape[2] * out.shape[3]]), None
 
 

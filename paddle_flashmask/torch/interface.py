@@ -12,13 +12,14 @@ from ._function import FlashMaskFunction
 def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
                         window_size=None, return_softmax_lse=False, return_seed_offset=False,
                         fixed_seed_offset=None, training=True, softmax_scale=None,
-                        deterministic=None):
+                        deterministic=None, block_mask=None, learnable_sink=None):
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
         query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 on CUDA
             (float32 too on the CPU); head_dim in 64, 96, 128, 192, 256 on CUDA.
-        key, value: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
+        value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v != head_dim on CPU only.
         startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols];
             for key column j, row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
             causal: ncols 1 = [LTS] (LTE = seqlen_q), 2 = [LTS, LTE];
@@ -33,11 +34,22 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         softmax_scale: defaults to head_dim ** -0.5.
         deterministic: bit-reproducible backward (slower); None reads
             FLASHMASK_DETERMINISTIC=1 from the environment.
+        block_mask: Paddle 3.x's int32 [batch, heads, ceil(seqlen_q/128), ceil(seqlen_k/128)]
+            of 0/1; 0 masks a 128 x 128 block. CPU only for now.
+        learnable_sink: [num_heads] float32 or query's dtype: FlashMask V4's attention sink
+            (unscaled logit in every row's denominator, no value; lse includes it). CPU only
+            for now. Exact semantics: paddle_flashmask.flashmask_attention.
 
-    Returns out, or a list [out, softmax_lse?, seed_offset?]. Rows masked everywhere give 0.
+    Returns out [batch, seqlen_q, num_heads, head_dim_v], or a list [out, softmax_lse?,
+    seed_offset?]. Rows masked everywhere give 0.
     """
     scalars = _check_inputs(query, key, value, startend_row_indices, fixed_seed_offset, causal,
-                            dropout, softmax_scale, window_size, deterministic)
+                            dropout, softmax_scale, window_size, deterministic, block_mask,
+                            learnable_sink)
+    if block_mask is not None:
+        block_mask = block_mask.contiguous()
+    if learnable_sink is not None:
+        learnable_sink = learnable_sink.float().contiguous()  # autograd casts dsink back
     if scalars.window is not None:
         startend_row_indices = window_startend_row_indices(query.shape[0], query.shape[1],
                                                            scalars.window, scalars.causal,
@@ -50,7 +62,8 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         deterministic = switches.deterministic()
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
     out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
-                                       dropout_p, scalars.causal, scale, bool(deterministic))
+                                       dropout_p, scalars.causal, scale, bool(deterministic),
+                                       block_mask, learnable_sink)
     outputs = [out]
     if return_softmax_lse:
         outputs.append(lse)
@@ -83,12 +96,14 @@ def _describe(name, t):
 
 
 def _check_inputs(query, key, value, idx, fixed_seed_offset, causal, dropout, softmax_scale,
-                  window_size, deterministic):
+                  window_size, deterministic, block_mask, learnable_sink):
     """checks.check_attention_inputs on torch tensors; returns the checked Scalars."""
     if deterministic is not None:
         as_bool("deterministic", deterministic)
     facts = [_describe(n, t) if t is not None else None for n, t in
              (("query", query), ("key", key), ("value", value), (INDICES, idx),
               ("fixed_seed_offset", fixed_seed_offset))]
+    extras = {n: _describe(n, t) if t is not None else None for n, t in
+              (("block_mask", block_mask), ("learnable_sink", learnable_sink))}
     return check_attention_inputs(*facts, causal=causal, dropout=dropout,
-                                  softmax_scale=softmax_scale, window_size=window_size)
+                                  softmax_scale=softmax_scale, window_size=window_size, **extras)

@@ -22,11 +22,13 @@ MaskTiles::MaskTiles(const FwdParams& p, int block_n)
   }
 }
 
-int MaskTiles::mask_head(int h) const {
-  if (heads_ == 1) return 0;
-  if (heads_ == p_.num_heads) return h;
+int MaskTiles::head_of(int heads, int h) const {
+  if (heads == 1) return 0;
+  if (heads == p_.num_heads) return h;
   return h / (p_.num_heads / p_.num_heads_k);
 }
+
+int MaskTiles::mask_head(int h) const { return head_of(heads_, h); }
 
 const TileBounds& MaskTiles::tile(int b, int mask_head, int n_tile) const {
   const int bb = p_.mask.ncols > 0 ? b : 0;
@@ -40,6 +42,22 @@ ColumnBounds MaskTiles::column(int b, int mask_head, int col) const {
                                  static_cast<int64_t>(col) * p_.mask.ncols
                            : nullptr;
   return decode_column(ptr, p_.mask.ncols, p_.causal, p_.seqlen_q);
+}
+
+bool MaskTiles::block_kept(int b, int h, int r0, int c0) const {
+  const BlockMaskArgs& bm = p_.block_mask;
+  if (bm.heads == 0) return true;
+  const int64_t at = b * bm.batch_stride + head_of(bm.heads, h) * bm.head_stride +
+                     (r0 / kBlockMaskSize) * block_mask_blocks(p_.seqlen_k) + c0 / kBlockMaskSize;
+  return bm.blocks[at] != 0;
+}
+
+TileKind MaskTiles::classify(int b, int h, int n_tile, int r0, int r1) const {
+  const int c0 = n_tile * block_n_;
+  const int c1 = c0 + block_n_ < p_.seqlen_k ? c0 + block_n_ : p_.seqlen_k;
+  if (!block_kept(b, h, r0, c0)) return TileKind::kFullyMasked;
+  return classify_tile(tile(b, mask_head(h), n_tile), r0, r1, c0, c1, p_.causal,
+                       p_.seqlen_k - p_.seqlen_q);
 }
 
 }  // namespace cpu

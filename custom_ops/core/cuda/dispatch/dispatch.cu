@@ -49,6 +49,11 @@ int device_cc_major() {
 void check_supported(const FwdParams& p, size_t need) {
   if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16)
     throw std::runtime_error("CUDA kernels take float16 or bfloat16 (float32 is CPU only)");
+  // Not in the CUDA kernels yet (the CPU kernel has them): refuse, never ignore.
+  if (value_head_dim(p) != p.head_dim)
+    throw std::runtime_error("CUDA kernels need the value head dim equal to the query/key one");
+  if (p.learnable_sink != nullptr) throw std::runtime_error("CUDA kernels do not take learnable_sink yet");
+  if (p.block_mask.heads != 0) throw std::runtime_error("CUDA kernels do not take block_mask yet");
   if (!sm80_fwd_has_head_dim(p.head_dim) || !sm80_bwd_has_head_dim(p.head_dim))
     throw std::runtime_error("CUDA kernels support head_dim 64, 96, 128, 192, 256");
   const int64_t strides[] = {p.q_batch_stride, p.q_row_stride, p.q_head_stride,

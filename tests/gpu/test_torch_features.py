@@ -1,0 +1,63 @@
+"""The torch door on CPU tensors with learnable_sink, block_mask and Dv != D,
+against a float64 dense torch reference; CUDA tensors refuse them (the CUDA
+kernels do not have them yet). Skipped where torch or the extension is missing."""
+import pytest
+
+torch = pytest.importorskip("torch")
+from paddle_flashmask.torch import _ext, flashmask_attention  # noqa: E402
+
+from flashmask_ref import dense_allowed, random_startend  # noqa: E402
+
+if not _ext.is_available():
+    pytest.skip("extension not built (python custom_ops/torch/build.py)", allow_module_level=True)
+
+
+def reference(q, k, v, allowed, scale, sink):
+    """float64 softmax over the keys and the (unscaled) sink column; lse includes the sink."""
+    h, hk = q.shape[2], k.shape[2]
+    qh, kh, vh = (t.double().transpose(1, 2) for t in (q, k, v))
+    kh, vh = kh.repeat_interleave(h // hk, dim=1), vh.repeat_interleave(h // hk, dim=1)
+    s = torch.matmul(qh, kh.transpose(-1, -2)) * scale
+    s = s.masked_fill(~allowed.repeat_interleave(h // allowed.shape[1], dim=1), float("-inf"))
+    sink_col = sink.double().view(1, h, 1, 1).expand(*s.shape[:3], 1)
+    logits = torch.cat([s, sink_col], dim=-1)
+    lse = torch.logsumexp(logits, dim=-1)
+    p = torch.exp(s - lse.unsqueeze(-1))
+    return torch.matmul(p, vh).transpose(1, 2), lse
+
+
+@pytest.mark.parametrize("causal,ncols", [(True, 1), (False, 4)])
+def test_sink_block_mask_and_dv_on_cpu(causal, ncols):
+    gen = torch.Generator().manual_seed(0)
+    b, sq, sk, h, hk, d, dv = 2, 200, 260, 4, 2, 24, 40
+    q = torch.randn(b, sq, h, d, generator=gen, requires_grad=True)
+    k = torch.randn(b, sk, hk, d, generator=gen, requires_grad=True)
+    v = torch.randn(b, sk, hk, dv, generator=gen, requires_grad=True)
+    sink = torch.linspace(-1.0, 1.5, h).requires_grad_()
+    idx = random_startend(gen, b, 1, sq, sk, causal, ncols).to(torch.int32)
+    blocks = (torch.rand(b, 1, 2, 3, generator=gen) < 0.6).to(torch.int32)
+    out, lse = flashmask_attention(q, k, v, idx, causal=causal, block_mask=blocks,
+                                   learnable_sink=sink, return_softmax_lse=True)
+    kept = blocks.repeat_interleave(128, 2).repeat_interleave(128, 3)[:, :, :sq, :sk].bool()
+    allowed = dense_allowed(idx, causal, sq, sk, "cpu") & kept
+    ref, ref_lse = reference(q, k, v, allowed, d ** -0.5, sink)
+    assert out.shape == (b, sq, h, dv)
+    assert (out.double() - ref).abs().max().item() < 1e-5
+    assert (lse.double() - ref_lse).abs().max().item() < 1e-4
+    dout = torch.randn(out.shape, generator=gen)
+    grads = torch.autograd.grad(out, (q, k, v, sink), dout)
+    ref_grads = torch.autograd.grad(ref, (q, k, v, sink), dout.double())
+    for g, rg in zip(grads, ref_grads):
+        assert g.dtype == torch.float32
+        assert (g.double() - rg).abs().max().item() <= 1e-4 * max(1.0, rg.abs().max().item())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_tensors_refuse_cpu_only_features():
+    q = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="learnable_sink is supported on CPU only"):
+        flashmask_attention(q, q, q, learnable_sink=torch.zeros(2, device="cuda"))
+    with pytest.raises(ValueError, match="block_mask is supported on CPU only"):
+        flashmask_attention(q, q, q, block_mask=torch.ones(1, 1, 1, 1, dtype=torch.int32, device="cuda"))
+    with pytest.raises(ValueError, match="value head_dim 32 differs"):
+        flashmask_attention(q, q, q[..., :32].contiguous())
