@@ -4,9 +4,9 @@
     from paddle_flashmask.torch import flashmask_attention    # PyTorch (CUDA), no Paddle needed
 
 Submodules load lazily, so the torch door and the numpy mask builders import
-without Paddle installed.
+without Paddle installed; `dir()` still lists every public name.
 """
-import importlib
+from importlib import import_module as _import_module
 
 __version__ = "0.1.0"
 
@@ -34,5 +34,11 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name):
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        return getattr(_import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'paddle_flashmask' has no attribute {name!r}")
+
+
+def __dir__():
+    # The lazy names are not in globals() until first use: list them for
+    # dir() and tab completion.
+    return sorted(set(globals()) | set(__all__))

@@ -1,5 +1,7 @@
 """`flashmask_attention`: the signature and semantics of Paddle 3.x's
 `paddle.nn.functional.flashmask_attention`, on our CPU and CUDA kernels."""
+from __future__ import annotations
+
 import paddle
 
 from . import checks
@@ -10,10 +12,13 @@ from .validation import normalize_window
 # Plain Python under to_static: the checks read static shapes (-1 where unknown)
 # and must not be rewritten into graph control flow.
 @paddle.jit.not_to_static
-def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
-                        window_size=None, return_softmax_lse=False, return_seed_offset=False,
-                        fixed_seed_offset=None, rng_name="", training=True, name=None,
-                        softmax_scale=None):
+def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.Tensor,
+                        startend_row_indices: paddle.Tensor | None = None, *, dropout: float = 0.0,
+                        causal: bool = False, window_size: int | tuple[int, int] | None = None,
+                        return_softmax_lse: bool = False, return_seed_offset: bool = False,
+                        fixed_seed_offset: paddle.Tensor | None = None, rng_name: str = "",
+                        training: bool = True, name: str | None = None,
+                        softmax_scale: float | None = None) -> paddle.Tensor | list[paddle.Tensor]:
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
@@ -36,9 +41,41 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         training: dropout is applied only when True.
         softmax_scale: defaults to head_dim ** -0.5.
 
+        name: unused; kept for Paddle's signature.
+
     Returns:
         out [batch, seqlen_q, num_heads, head_dim], or a list with softmax_lse and/or
         seed_offset appended, as Paddle does. Rows masked everywhere give 0.
+
+    Raises:
+        TypeError: query, key, value, startend_row_indices or fixed_seed_offset is not a
+            paddle Tensor; query/key/value are not one float16/bfloat16/float32 dtype
+            (float32 on GPU); startend_row_indices is not int32; causal is not a bool,
+            dropout or softmax_scale not a number, rng_name not a str, window_size not
+            an int or a pair of ints.
+        ValueError: a tensor is not 4-D; key and value shapes differ; batch or head_dim
+            differ between query and key; a zero size; num_heads is not a multiple of
+            num_heads_k; head_dim outside [1, 512] (or not 64/96/128/192/256 on GPU);
+            key/value on another device than query; startend_row_indices with the wrong
+            batch, head count, seqlen_k or column count for `causal`, values outside
+            [0, seqlen_q], or a start above its end; dropout outside [0, 1);
+            softmax_scale not positive and finite; fixed_seed_offset not int64 [2];
+            window_size negative, combined with startend_row_indices, or with
+            seqlen_q != seqlen_k.
+
+    Example:
+        >>> import paddle
+        >>> from paddle_flashmask import causal_document_mask, flashmask_attention
+        >>> q = paddle.randn([2, 128, 4, 32])
+        >>> k = v = paddle.randn([2, 128, 2, 32])  # GQA: 4 query heads share 2 key heads
+        >>> spec = causal_document_mask([[50, 78], [128]]).to_paddle()  # two packed rows
+        >>> out = flashmask_attention(q, k, v, spec.startend_row_indices, causal=spec.causal)
+        >>> list(out.shape)
+        [2, 128, 4, 32]
+        >>> out, lse = flashmask_attention(q, k, v, causal=True, window_size=16,
+        ...                                return_softmax_lse=True)
+        >>> list(lse.shape)
+        [2, 4, 128]
     """
     checks.check_attention_inputs(
         query, key, value, startend_row_indices, dropout=dropout, causal=causal,
@@ -63,9 +100,18 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def window_startend_row_indices(batch, seqlen, window, causal):
+def window_startend_row_indices(batch: int, seqlen: int, window: tuple[int, int],
+                                causal: bool) -> paddle.Tensor:
     """The startend_row_indices of a sliding window, built as Paddle builds it:
-    key j is seen by rows [j - right, j + left]."""
+    key j is seen by rows [j - right, j + left]. int32 [batch, 1, seqlen, 1 if
+    causal else 2]; the arguments are not checked (flashmask_attention checks
+    window_size before calling this).
+
+    Example:
+        >>> from paddle_flashmask import window_startend_row_indices
+        >>> window_startend_row_indices(1, 4, (1, 1), causal=True).flatten().tolist()
+        [2, 3, 4, 4]
+    """
     left, right = window
     lts = paddle.clip(paddle.arange(left + 1, seqlen + left + 1, dtype="int32"), max=seqlen)
     if causal:
