@@ -103,7 +103,7 @@ setup(
     long_description=read("README.md"),
     long_description_content_type="text/markdown",
     author="paddle-flashmask contributors",
-    license="Apache-2.0",
+    license="Apache-2.0",  # no licence classifier: setuptools >= 77 deprecates them
     license_files=["LICENSE"],
     project_urls={"Paper": "https://arxiv.org/abs/2410.01359"},
     keywords=["attention", "flashmask", "flash-attention", "paddlepaddle", "sparse mask", "llm"],
@@ -111,7 +111,6 @@ setup(
         "Development Status :: 4 - Beta",
         "Intended Audience :: Developers",
         "Intended Audience :: Science/Research",
-        "License :: OSI Approved :: Apache Software License",
         "Operating System :: POSIX :: Linux",
         "Programming Language :: C++",
         "Programming Language :: Python :: 3",
