@@ -18,9 +18,14 @@ FLASHMASK_CPU_ONLY=1 $PY -m pip wheel -q --no-build-isolation --no-deps "$WORK/s
 WHEEL=$(ls "$WORK"/dist/paddle_flashmask-*.whl)
 $PY "$ROOT/.ci/check_wheel.py" "$WHEEL"
 
-echo "-- install it into a fresh venv (Paddle and numpy from the system site-packages)"
-$PY -m venv --system-site-packages "$WORK/venv"
+echo "-- install it into a fresh venv"
+$PY -m venv "$WORK/venv"
 VPY=$WORK/venv/bin/python
+# Paddle and numpy: the site-packages of the environment that built the wheel,
+# after the venv's own (a .pth file appends them), so the wheel's copy comes first.
+# (--system-site-packages would miss them when $PY is itself a venv.)
+$PY -c "import site; print('\n'.join(site.getsitepackages()))" \
+  > "$($VPY -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/build_env.pth"
 $VPY -m pip install -q --no-deps --force-reinstall "$WHEEL"
 cd "$WORK"  # off the source tree: the import must find the wheel's copy
 $VPY -P - "$WORK/venv" <<'PY'

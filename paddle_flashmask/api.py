@@ -40,7 +40,6 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
         rng_name: draw the dropout seed from this named RNG state (fleet's RNG tracker).
         training: dropout is applied only when True.
         softmax_scale: defaults to head_dim ** -0.5.
-
         name: unused; kept for Paddle's signature.
 
     Returns:
