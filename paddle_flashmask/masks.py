@@ -229,9 +229,7 @@ def document_mask(doc_lens: Sequence[Sequence[int]], seqlen: int | None = None, 
     [LTS, UTE] = [end, start] of the key's document.
 
     Raises:
-        TypeError: doc_lens is not a list of per-row lists of ints, or seqlen is not an int.
-        ValueError: doc_lens is empty or holds a negative length; seqlen is below 1
-            or shorter than a row; every row is empty and seqlen is not given.
+        TypeError, ValueError: bad doc_lens or seqlen, as in causal_document_mask.
 
     Example:
         >>> from paddle_flashmask import document_mask
@@ -400,9 +398,8 @@ def causal_blockwise_mask(block_lens: Sequence[Sequence[int]], seqlen: int | Non
     (1 when the second is not needed).
 
     Raises:
-        TypeError: block_lens is not a list of per-row lists of ints, or seqlen is not an int.
-        ValueError: block_lens is empty or holds a negative length; seqlen is below 1
-            or shorter than a row; every row is empty and seqlen is not given.
+        TypeError, ValueError: bad block_lens or seqlen, as causal_document_mask for
+            doc_lens.
 
     Example:
         >>> from paddle_flashmask import causal_blockwise_mask
