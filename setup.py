@@ -13,9 +13,16 @@ import importlib.metadata
 import os
 import re
 
-import paddle
-from paddle.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 from setuptools import find_packages, setup
+
+try:
+    import paddle
+except ImportError as e:  # most often: pip's build isolation hid the installed Paddle
+    raise SystemExit(
+        "paddle-flashmask compiles its ops against the installed Paddle, which this build "
+        "cannot import. Install Paddle first (pip install -r requirements.txt), then build "
+        "with: pip install --no-build-isolation .") from e
+from paddle.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Tested with 3.3.1. The ops link against Paddle's C++ ABI, which a minor

@@ -11,6 +11,8 @@ import importlib.util
 import inspect
 import os
 import re
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -112,3 +114,13 @@ def test_readme_command_2_is_what_ci_runs():
         ci = f.read().splitlines()
     assert commands[1].endswith("python -P -m pytest -q tests") and commands[1] in ci
     assert '".[llm]"' in commands[0] and commands[0].endswith("python examples/sft.py")
+
+
+def test_build_without_paddle_says_how_to_build():
+    """pip's build isolation hides the installed Paddle: setup.py must say so, not crash."""
+    hide_paddle = ("import runpy, sys; sys.modules['paddle'] = None; sys.argv = ['setup.py', '--version']; "
+                   "runpy.run_path('setup.py', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", hide_paddle], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "pip install --no-build-isolation ." in proc.stderr
