@@ -7,6 +7,14 @@ Submodules load lazily, so the torch door and the numpy mask builders import
 without Paddle installed; `dir()` still lists every public name.
 """
 from importlib import import_module as _import_module
+import typing as _typing
+
+if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+    from .api import flashmask_attention, window_startend_row_indices
+    from .masks import (MaskSpec, causal_blockwise_mask, causal_document_mask, document_mask,
+                        from_dense, global_sliding_window_mask, prefix_lm_document_mask,
+                        prefix_lm_mask, share_question_mask, sliding_window_mask, to_dense)
+    from .paper_masks import PAPER_MASKS, make_paper_mask
 
 __version__ = "0.1.0"
 

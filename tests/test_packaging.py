@@ -63,6 +63,16 @@ def test_dir_lists_every_public_name_and_each_resolves():
         pfm.not_a_name  # noqa: B018
 
 
+def test_type_checkers_see_every_lazy_name():
+    """The TYPE_CHECKING imports in __init__ (what mypy and IDEs read) name the same
+    objects as the lazy table (what runs)."""
+    with open(pfm.__file__, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
+    seen = {alias.name: "." + node.module for node in block.body for alias in node.names}
+    assert seen == pfm._LAZY
+
+
 @pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
 def test_public_functions_are_typed_and_documented(name):
     fn = inspect.unwrap(getattr(pfm, name))
