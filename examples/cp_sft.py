@@ -22,6 +22,7 @@ import paddle.distributed as dist
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from common.train import Progress
 from paddle_flashmask import flashmask_attention
 from paddle_flashmask.distributed import balance_shards, context_parallel_flashmask_attention
 from paddle_flashmask.masks import share_question_mask
@@ -119,9 +120,14 @@ def token_loss_sum(logits, labels):
     return loss.sum()
 
 
+def progress(steps, name):
+    """A progress bar on the first rank only (every rank runs the same steps)."""
+    return Progress(steps, name) if dist.get_rank() == 0 else None
+
+
 def train_single(model, batches, steps, lr):
     opt = paddle.optimizer.AdamW(lr, parameters=model.parameters())
-    losses = []
+    losses, bar = [], progress(steps, "single-process")
     for step in range(steps):
         tokens, labels, mask = batches[step % len(batches)]
         idx = paddle.to_tensor(mask.startend_row_indices)
@@ -134,13 +140,17 @@ def train_single(model, batches, steps, lr):
         opt.step()
         opt.clear_grad()
         losses.append(float(loss))
+        if bar:
+            bar.update(losses[-1])
+    if bar:
+        bar.close()
     return losses
 
 
 def train_context_parallel(model, batches, steps, lr, strategy):
     rank, world = dist.get_rank(), dist.get_world_size()
     opt = paddle.optimizer.AdamW(lr, parameters=model.parameters())
-    losses = []
+    losses, bar = [], progress(steps, "context-parallel")
     for step in range(steps):
         tokens, labels, mask = batches[step % len(batches)]
         plan = balance_shards(mask.startend_row_indices, mask.causal, world)
@@ -161,11 +171,16 @@ def train_context_parallel(model, batches, steps, lr, strategy):
         total = loss.detach().clone()
         dist.all_reduce(total)
         losses.append(float(total))
+        if bar:
+            bar.update(losses[-1])
+    if bar:
+        bar.close()
     return losses
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cp_degree", type=int, default=2)
     parser.add_argument("--strategy", choices=["ring", "all_gather"], default="ring")
     parser.add_argument("--seqlen", type=int, default=256)

@@ -39,7 +39,8 @@ def timed(fn, repeat=3):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seqlen", type=int, default=4096)
     ap.add_argument("--heads", type=int, default=4)
@@ -64,7 +65,8 @@ def main():
           f"(vs dense fp32 additive mask {4 * b * s * s / 2**20:,.1f} MiB)")
     print(f"forward time: flashmask {t_flash * 1e3:,.1f} ms, dense-masked reference "
           f"{t_dense * 1e3:,.1f} ms ({t_dense / t_flash:.1f}x)")
-    print("out[0, :3, 0, :4] =", np.round(out[0, :3, 0, :4].numpy(), 4).tolist())
+    print("out[0, :3, 0, :4] =", np.array2string(out[0, :3, 0, :4].numpy(), precision=4,
+                                                   floatmode="fixed", prefix="out[0, :3, 0, :4] = "))
 
 
 if __name__ == "__main__":

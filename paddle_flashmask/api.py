@@ -1,6 +1,8 @@
 """`flashmask_attention`: the signature and semantics of Paddle 3.x's
 `paddle.nn.functional.flashmask_attention` (plus FlashMask V4's `learnable_sink`),
 on our CPU and CUDA kernels."""
+from __future__ import annotations
+
 import paddle
 
 from .checks import INDICES, TensorFacts, check_attention_inputs, known
@@ -11,10 +13,15 @@ from .raw_ops import attention_forward
 # Plain Python under to_static: the checks read static shapes (-1 where unknown)
 # and must not be rewritten into graph control flow.
 @paddle.jit.not_to_static
-def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
-                        window_size=None, return_softmax_lse=False, return_seed_offset=False,
-                        fixed_seed_offset=None, rng_name="", training=True, name=None,
-                        softmax_scale=None, block_mask=None, learnable_sink=None):
+def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.Tensor,
+                        startend_row_indices: paddle.Tensor | None = None, *, dropout: float = 0.0,
+                        causal: bool = False, window_size: int | tuple[int, int] | None = None,
+                        return_softmax_lse: bool = False, return_seed_offset: bool = False,
+                        fixed_seed_offset: paddle.Tensor | None = None, rng_name: str = "",
+                        training: bool = True, name: str | None = None,
+                        softmax_scale: float | None = None, block_mask: paddle.Tensor | None = None,
+                        learnable_sink: paddle.Tensor | None = None
+                        ) -> paddle.Tensor | list[paddle.Tensor]:
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
@@ -56,6 +63,7 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
             includes the sink, and dropout (if any) drops key weights only. Its gradient is
             dsink_h = -sum_{b,i} exp(sink_h - lse_i) * rowsum(dout_i * out_i). A row that sees
             no key gives out 0 and lse = sink_h (no NaN). CPU only for now.
+        name: unused; kept for Paddle's signature.
         Python or numpy scalars are accepted.
 
     Returns:
@@ -63,6 +71,40 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
         seed_offset appended, as Paddle does. Rows masked everywhere give 0; a row
         with a NaN score gives NaN (the README states the NaN/Inf rule). Double
         backward raises NotImplementedError.
+
+    Raises:
+        TypeError: query, key, value, startend_row_indices, fixed_seed_offset, block_mask or
+            learnable_sink is not a paddle Tensor; query/key/value are not one
+            float16/bfloat16/float32 dtype (float32 on GPU); startend_row_indices or
+            block_mask is not int32; learnable_sink neither float32 nor query's dtype; causal
+            is not a bool, dropout or softmax_scale not a number, rng_name not a str,
+            window_size not an int or a pair of ints.
+        ValueError: a tensor is not 4-D; value differs from key other than in head_dim (or at
+            all on GPU); batch or head_dim differ between query and key; a zero size or one
+            over 2**31 - 1 (batch or num_heads over 65535 on GPU); num_heads is not a
+            multiple of num_heads_k; head_dim outside [1, 512] (or not 64/96/128/192/256 on
+            GPU); a tensor on another device than query; startend_row_indices or block_mask
+            with the wrong batch, head count or length, or a column count `causal` does not
+            allow; learnable_sink not [num_heads]; block_mask or learnable_sink on GPU (CPU
+            only for now); dropout outside [0, 1) or softmax_scale not positive and finite as
+            a float32; fixed_seed_offset not int64 [2]; window_size negative, combined with
+            startend_row_indices, or with seqlen_q != seqlen_k. Under to_static and after
+            jit.load, what is known only at run time raises from the op with the same words.
+        NotImplementedError: double backward (a gradient of the gradient).
+
+    Example:
+        >>> import paddle
+        >>> from paddle_flashmask import causal_document_mask, flashmask_attention
+        >>> q = paddle.randn([2, 128, 4, 32])
+        >>> k = v = paddle.randn([2, 128, 2, 32])  # GQA: 4 query heads share 2 key heads
+        >>> spec = causal_document_mask([[50, 78], [128]]).to_paddle()  # two packed rows
+        >>> out = flashmask_attention(q, k, v, spec.startend_row_indices, causal=spec.causal)
+        >>> list(out.shape)
+        [2, 128, 4, 32]
+        >>> out, lse = flashmask_attention(q, k, v, causal=True, window_size=16,
+        ...                                return_softmax_lse=True)
+        >>> list(lse.shape)
+        [2, 4, 128]
     """
     scalars = check_inputs(query, key, value, startend_row_indices, fixed_seed_offset,
                            causal=causal, dropout=dropout, softmax_scale=softmax_scale,
@@ -91,10 +133,19 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def window_startend_row_indices(batch, seqlen, window, causal):
+def window_startend_row_indices(batch: int | paddle.Tensor, seqlen: int | paddle.Tensor,
+                                window: tuple[int, int], causal: bool) -> paddle.Tensor:
     """The startend_row_indices of a sliding window (key j is seen by rows
-    [j - right, j + left]). batch and seqlen: ints, or scalar tensors where a
-    static graph knows them only at run time."""
+    [j - right, j + left]): int32 [batch, 1, seqlen, 1 if causal else 2]. batch
+    and seqlen: ints, or scalar tensors where a static graph knows them only at
+    run time; the arguments are not checked (flashmask_attention checks
+    window_size before calling this).
+
+    Example:
+        >>> from paddle_flashmask import window_startend_row_indices
+        >>> window_startend_row_indices(1, 4, (1, 1), causal=True).flatten().tolist()
+        [2, 3, 4, 4]
+    """
     if isinstance(seqlen, (paddle.Tensor, paddle.pir.Value)):
         seqlen = seqlen.astype("int64")
     cols = paddle.arange(seqlen, dtype="int64")

@@ -18,7 +18,10 @@ real token attends to it. So no row is ever fully masked, no information flows
 through padding, and padding costs only diagonal tiles. (causal_blockwise_mask
 has one documented exception: its padding rows also see the real tokens.)
 """
+from __future__ import annotations
+
 import reprlib
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,15 +40,22 @@ class MaskSpec(NamedTuple):
 
     The field names are flashmask_attention's argument names:
         flashmask_attention(q, k, v, **spec.to_paddle()._asdict())
+
+    Example:
+        >>> import numpy as np
+        >>> from paddle_flashmask import MaskSpec
+        >>> spec = MaskSpec(np.array([[[[2], [2]]]], dtype=np.int32), causal=True)
+        >>> spec.ncols, spec.to_dense()[0, 0].tolist()
+        (1, [[True, False], [True, True]])
     """
     startend_row_indices: Any
     causal: bool
 
     @property
-    def ncols(self):
+    def ncols(self) -> int:
         return int(self.startend_row_indices.shape[-1])
 
-    def to_paddle(self, place=None):
+    def to_paddle(self, place: Any = None) -> MaskSpec:
         """The same spec with the indices as a paddle int32 tensor."""
         idx = self.startend_row_indices
         if not isinstance(idx, np.ndarray):  # already a tensor
@@ -55,7 +65,7 @@ class MaskSpec(NamedTuple):
         idx = paddle.to_tensor(np.ascontiguousarray(idx, dtype=np.int32), dtype="int32", place=place)
         return MaskSpec(idx, self.causal)
 
-    def to_dense(self, sq=None):
+    def to_dense(self, sq: int | None = None) -> np.ndarray:
         """bool [B, h, Sq, Sk], True where attention is allowed."""
         return to_dense(self.startend_row_indices, self.causal, sq)
 
@@ -184,12 +194,28 @@ def _spec(rows, causal, seqlen, return_tensor, fold=True):
 # Builders
 # ----------------------------------------------------------------------------
 
-def causal_document_mask(doc_lens, seqlen=None, *, return_tensor=False):
+def causal_document_mask(doc_lens: Sequence[Sequence[int]], seqlen: int | None = None, *,
+                         return_tensor: bool = False) -> MaskSpec:
     """Packed documents, causal within each document, none across them.
 
     doc_lens: per batch row, the lengths of its packed documents; the tail
     after them (up to seqlen, default the longest row) is padding: 1-token
     documents. Causal, 1 column: LTS = end of the key's document.
+    return_tensor: the indices as a paddle int32 tensor instead of numpy
+    (as for every builder).
+
+    Raises:
+        TypeError: doc_lens is not a list of per-row lists of ints, or seqlen is not an int.
+        ValueError: doc_lens is empty or holds a negative length; seqlen is below 1
+            or shorter than a row; every row is empty and seqlen is not given.
+
+    Example:
+        >>> from paddle_flashmask import causal_document_mask
+        >>> spec = causal_document_mask([[3, 2], [4]], seqlen=5)  # 2 rows; row 1 pads 1 token
+        >>> spec.causal, spec.startend_row_indices.shape
+        (True, (2, 1, 5, 1))
+        >>> spec.startend_row_indices[:, 0, :, 0].tolist()  # LTS: end of each key's document
+        [[3, 3, 3, 5, 5], [4, 4, 4, 4, 5]]
     """
     rows = [_lengths(f"doc_lens[{b}]", r) for b, r in enumerate(_rows("doc_lens", doc_lens))]
     seqlen = _seqlen(seqlen, [int(r.sum()) for r in rows], "doc_lens")
@@ -197,11 +223,21 @@ def causal_document_mask(doc_lens, seqlen=None, *, return_tensor=False):
     return _spec(cols, True, seqlen, return_tensor)
 
 
-def document_mask(doc_lens, seqlen=None, *, return_tensor=False):
+def document_mask(doc_lens: Sequence[Sequence[int]], seqlen: int | None = None, *,
+                  return_tensor: bool = False) -> MaskSpec:
     """Packed documents, bidirectional within each document, none across them.
 
     Padding as in causal_document_mask. Non-causal, 2 columns:
     [LTS, UTE] = [end, start] of the key's document.
+
+    Raises:
+        TypeError, ValueError: bad doc_lens or seqlen, as in causal_document_mask.
+
+    Example:
+        >>> from paddle_flashmask import document_mask
+        >>> spec = document_mask([[3, 2]])
+        >>> spec.causal, spec.startend_row_indices[0, 0].tolist()  # [LTS, UTE] per key
+        (False, [[3, 0], [3, 0], [3, 0], [5, 3], [5, 3]])
     """
     rows = [_lengths(f"doc_lens[{b}]", r) for b, r in enumerate(_rows("doc_lens", doc_lens))]
     seqlen = _seqlen(seqlen, [int(r.sum()) for r in rows], "doc_lens")
@@ -219,7 +255,8 @@ def _group(name, group):
     return question, _lengths(f"{name} answer lengths", group[1])
 
 
-def share_question_mask(groups, seqlen=None, *, return_tensor=False):
+def share_question_mask(groups: Sequence[Sequence[tuple[int, Sequence[int]]]],
+                        seqlen: int | None = None, *, return_tensor: bool = False) -> MaskSpec:
     """Shared-question packing: each answer sees its question and itself
     (causally), never the other answers; questions are causal; groups are
     isolated from each other.
@@ -228,6 +265,18 @@ def share_question_mask(groups, seqlen=None, *, return_tensor=False):
     one after the other; the tail is padding (1-token documents). Causal,
     1 column: LTS = end of the group for question keys, end of the answer for
     answer keys.
+
+    Raises:
+        TypeError: groups is not a list of per-row lists of (question_len,
+            [answer_len, ...]) pairs, or seqlen is not an int.
+        ValueError: groups is empty or holds a negative length; seqlen is below 1
+            or shorter than a row; every row is empty and seqlen is not given.
+
+    Example:
+        >>> from paddle_flashmask import share_question_mask
+        >>> spec = share_question_mask([[(2, [2, 1])]])  # question of 2, answers of 2 and 1
+        >>> spec.causal, spec.startend_row_indices[0, 0, :, 0].tolist()
+        (True, [5, 5, 4, 4, 5])
     """
     rows = _rows("groups", groups)
     parsed = []
@@ -253,7 +302,8 @@ def share_question_mask(groups, seqlen=None, *, return_tensor=False):
     return _spec(cols, True, seqlen, return_tensor)
 
 
-def sliding_window_mask(seqlen, window, causal=True, batch=1, *, return_tensor=False):
+def sliding_window_mask(seqlen: int, window: int | tuple[int, int], causal: bool = True,
+                        batch: int = 1, *, return_tensor: bool = False) -> MaskSpec:
     """Sliding window: row i sees keys [i - left, i + right] (right = 0 when causal).
 
     window: the left size w (an int), or (left, right) when not causal (an int
@@ -262,6 +312,19 @@ def sliding_window_mask(seqlen, window, causal=True, batch=1, *, return_tensor=F
     causal flag included: causal 1 column [LTS = min(j + left + 1, S)],
     non-causal 2 columns [LTS, UTE = max(j - right, 0)] (even for right = 0,
     which the causal layout would store in one column).
+
+    Raises:
+        TypeError: seqlen, batch or a window size is not an int; window is not an
+            int or a pair; causal is not a bool.
+        ValueError: seqlen or batch is below 1, or a window size is negative.
+
+    Example:
+        >>> from paddle_flashmask import sliding_window_mask
+        >>> spec = sliding_window_mask(5, 1)  # key j is seen by rows j and j + 1
+        >>> spec.startend_row_indices[0, 0, :, 0].tolist()
+        [2, 3, 4, 5, 5]
+        >>> sliding_window_mask(5, (1, 2), causal=False).startend_row_indices[0, 0].tolist()
+        [[2, 0], [3, 0], [4, 0], [5, 1], [5, 2]]
     """
     seqlen = _int("seqlen", seqlen, 1)
     batch = _int("batch", batch, 1)
@@ -274,8 +337,9 @@ def sliding_window_mask(seqlen, window, causal=True, batch=1, *, return_tensor=F
     return _spec([cols] * batch, causal, seqlen, return_tensor, fold=False)
 
 
-def global_sliding_window_mask(seqlen, num_global, window, batch=1, causal=False, *,
-                               return_tensor=False):
+def global_sliding_window_mask(seqlen: int, num_global: int, window: int | tuple[int, int],
+                               batch: int = 1, causal: bool = False, *,
+                               return_tensor: bool = False) -> MaskSpec:
     """The first num_global tokens attend to and are attended by every token;
     the others use a sliding window of (left, right).
 
@@ -285,6 +349,23 @@ def global_sliding_window_mask(seqlen, num_global, window, batch=1, causal=False
     UTE = max(j - right, num_global)], global keys unmasked. causal=True gives
     the causal variant (global keys seen by all later rows; global rows see
     only earlier keys): 1 column.
+
+    Raises:
+        TypeError: seqlen, num_global, batch or a window size is not an int; window
+            is not an int or a pair; causal is not a bool.
+        ValueError: seqlen or batch is below 1, num_global or a window size is
+            negative, or num_global exceeds seqlen.
+
+    Example:
+        >>> from paddle_flashmask import global_sliding_window_mask
+        >>> spec = global_sliding_window_mask(6, num_global=1, window=(1, 1))
+        >>> print(spec.to_dense()[0, 0].astype(int))
+        [[1 1 1 1 1 1]
+         [1 1 1 0 0 0]
+         [1 1 1 1 0 0]
+         [1 0 1 1 1 0]
+         [1 0 0 1 1 1]
+         [1 0 0 0 1 1]]
     """
     seqlen = _int("seqlen", seqlen, 1)
     num_global = _int("num_global", num_global)
@@ -306,7 +387,8 @@ def global_sliding_window_mask(seqlen, num_global, window, batch=1, causal=False
     return _spec([cols] * batch, causal, seqlen, return_tensor)
 
 
-def causal_blockwise_mask(block_lens, seqlen=None, *, return_tensor=False):
+def causal_blockwise_mask(block_lens: Sequence[Sequence[int]], seqlen: int | None = None, *,
+                          return_tensor: bool = False) -> MaskSpec:
     """Blockwise (in-context learning): every block is causal within itself;
     the last block also sees all earlier blocks.
 
@@ -316,6 +398,16 @@ def causal_blockwise_mask(block_lens, seqlen=None, *, return_tensor=False):
     row interval, and an earlier block's interval is already
     [block end, last block start)). Causal, 2 columns [LTS, LTE]
     (1 when the second is not needed).
+
+    Raises:
+        TypeError, ValueError: bad block_lens or seqlen, as causal_document_mask for
+            doc_lens.
+
+    Example:
+        >>> from paddle_flashmask import causal_blockwise_mask
+        >>> spec = causal_blockwise_mask([[2, 2, 2]])  # the third block sees the first two
+        >>> spec.startend_row_indices[0, 0].tolist()  # [LTS, LTE] per key
+        [[2, 4], [2, 4], [4, 4], [4, 4], [6, 6], [6, 6]]
     """
     rows = [_lengths(f"block_lens[{b}]", r) for b, r in enumerate(_rows("block_lens", block_lens))]
     seqlen = _seqlen(seqlen, [int(r.sum()) for r in rows], "block_lens")
@@ -331,11 +423,22 @@ def causal_blockwise_mask(block_lens, seqlen=None, *, return_tensor=False):
     return _spec(cols, True, seqlen, return_tensor)
 
 
-def prefix_lm_mask(prefix_lens, seqlen, *, return_tensor=False):
+def prefix_lm_mask(prefix_lens: int | Sequence[int], seqlen: int, *,
+                   return_tensor: bool = False) -> MaskSpec:
     """Prefix LM: the first prefix_len tokens are bidirectional, the rest causal.
 
     prefix_lens: an int (one row) or one int per batch row, each in [0, seqlen].
     Non-causal, 2 columns [LTS = S, UTE = 0 for prefix keys else j].
+
+    Raises:
+        TypeError: seqlen is not an int; prefix_lens is not an int or a non-empty
+            sequence of ints.
+        ValueError: seqlen is below 1, or a prefix length is negative or exceeds seqlen.
+
+    Example:
+        >>> from paddle_flashmask import prefix_lm_mask
+        >>> prefix_lm_mask(2, 4).to_dense()[0, 0].astype(int).tolist()
+        [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
     """
     seqlen = _int("seqlen", seqlen, 1)
     if isinstance(prefix_lens, (int, np.integer)) and not isinstance(prefix_lens, bool):
@@ -360,13 +463,27 @@ def _prefix_doc(name, doc):
     return doc_len, prefix
 
 
-def prefix_lm_document_mask(docs, seqlen=None, *, return_tensor=False):
+def prefix_lm_document_mask(docs: Sequence[Sequence[tuple[int, int]]],
+                            seqlen: int | None = None, *, return_tensor: bool = False) -> MaskSpec:
     """Packed prefix-LM documents: within each document the prefix is
     bidirectional and the rest causal; documents are isolated.
 
     docs: per batch row, a list of (doc_len, prefix_len); the tail is padding
     (1-token documents). Non-causal, 2 columns [LTS = document end,
     UTE = document start for prefix keys else j].
+
+    Raises:
+        TypeError: docs is not a list of per-row lists of (doc_len, prefix_len) pairs,
+            or seqlen is not an int.
+        ValueError: docs is empty or holds a negative length, or a prefix_len exceeds
+            its doc_len; seqlen is below 1 or shorter than a row; every row is empty
+            and seqlen is not given.
+
+    Example:
+        >>> from paddle_flashmask import prefix_lm_document_mask
+        >>> spec = prefix_lm_document_mask([[(3, 1), (2, 2)]])
+        >>> spec.startend_row_indices[0, 0].tolist()  # [LTS, UTE] per key
+        [[3, 0], [3, 1], [3, 2], [5, 3], [5, 3]]
     """
     rows = []
     for b, row in enumerate(_rows("docs", docs)):
@@ -399,11 +516,23 @@ def _as_numpy(x):
     return np.asarray(x)
 
 
-def to_dense(startend_row_indices, causal=None, sq=None):
+def to_dense(startend_row_indices: Any, causal: bool | None = None,
+             sq: int | None = None) -> np.ndarray:
     """bool [B, h, Sq, Sk]: True where query row i may attend to key j.
 
     startend_row_indices: numpy array or paddle tensor [B, h, Sk, ncols], or a
     MaskSpec (then causal comes from it). sq defaults to Sk.
+
+    Raises:
+        TypeError: causal is not a bool (and startend_row_indices no MaskSpec), or
+            sq is not an int.
+        ValueError: startend_row_indices is not a 4-D int array, or has a column
+            count that `causal` does not allow; sq is below 1.
+
+    Example:
+        >>> from paddle_flashmask import causal_document_mask, to_dense
+        >>> to_dense(causal_document_mask([[2, 2]]))[0, 0].astype(int).tolist()
+        [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
     """
     if isinstance(startend_row_indices, MaskSpec):
         startend_row_indices, causal = startend_row_indices
@@ -454,14 +583,25 @@ def _column_error(count, limit, what):
                       f"masked row intervals; FlashMask {what}")
 
 
-def from_dense(mask):
+def from_dense(mask: Any) -> MaskSpec:
     """The smallest MaskSpec whose to_dense equals `mask` exactly.
 
     mask: bool [B, h, Sq, Sk] (or [Sq, Sk]), True where attention is allowed.
     Picks causal when the mask contains the causal triangle, then the fewest
     columns (causal 1 < causal 2 < non-causal 2 < non-causal 4); heads that are
-    all equal collapse to h = 1. Raises ValueError when a key column's masked
-    rows form more than two intervals, which no layout can express.
+    all equal collapse to h = 1.
+
+    Raises:
+        TypeError: mask is not a bool array.
+        ValueError: mask is not 2-D or 4-D, or empty; or a key column's masked rows
+            form more than two intervals, which no layout can express.
+
+    Example:
+        >>> import numpy as np
+        >>> from paddle_flashmask import from_dense
+        >>> spec = from_dense(np.tril(np.ones((4, 4), dtype=bool)))  # plain causal
+        >>> spec.causal, spec.startend_row_indices[0, 0, :, 0].tolist()
+        (True, [4, 4, 4, 4])
     """
     allowed = _as_numpy(mask)
     if allowed.dtype != np.bool_:

@@ -26,6 +26,8 @@ benchmark_flashmask.py and its kernel_test_seq_info.txt):
     a no-op column [LTS = S] (flashmask_attention also takes None for these).
 Generation is vectorised over tokens (loops run over rows and documents only).
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import masks
@@ -114,12 +116,27 @@ def _fixed_masks(name, batch, seqlen):
     return None
 
 
-def make_paper_mask(name, batch, seqlen, seed=0, *, num_heads=1, return_tensor=False):
+def make_paper_mask(name: str, batch: int, seqlen: int, seed: int = 0, *, num_heads: int = 1,
+                    return_tensor: bool = False) -> MaskSpec:
     """The paper's mask `name` (one of PAPER_MASKS) for [batch, seqlen] as a
     MaskSpec; the same (name, batch, seqlen, seed, num_heads) gives the same mask.
 
     num_heads: heads of random_eviction's per-head draw; every other mask is
     head-independent (dim 1 = 1).
+    return_tensor: the indices as a paddle int32 tensor instead of numpy.
+
+    Raises:
+        ValueError: name is not in PAPER_MASKS; batch, seqlen or num_heads is below 1,
+            or seed is negative.
+        TypeError: batch, seqlen, seed or num_heads is not an int.
+
+    Example:
+        >>> from paddle_flashmask import PAPER_MASKS, make_paper_mask
+        >>> len(PAPER_MASKS)
+        12
+        >>> spec = make_paper_mask("share_question", batch=2, seqlen=1024, seed=0)
+        >>> spec.causal, spec.startend_row_indices.shape
+        (True, (2, 1, 1024, 1))
     """
     if name not in PAPER_MASKS:
         raise ValueError(f"name must be one of {PAPER_MASKS}, got {name!r}")

@@ -1,5 +1,6 @@
 """`flashmask_attention` for torch tensors: the semantics of the Paddle API
 (paddle_flashmask.api), with input checks that name the bad argument."""
+from __future__ import annotations
 
 import torch
 
@@ -9,10 +10,15 @@ from ..layouts import window_columns
 from ._function import FlashMaskFunction
 
 
-def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout=0.0, causal=False,
-                        window_size=None, return_softmax_lse=False, return_seed_offset=False,
-                        fixed_seed_offset=None, training=True, softmax_scale=None,
-                        deterministic=None, block_mask=None, learnable_sink=None):
+def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                        startend_row_indices: torch.Tensor | None = None, *, dropout: float = 0.0,
+                        causal: bool = False, window_size: int | tuple[int, int] | None = None,
+                        return_softmax_lse: bool = False, return_seed_offset: bool = False,
+                        fixed_seed_offset: torch.Tensor | None = None, training: bool = True,
+                        softmax_scale: float | None = None,
+                        deterministic: bool | None = None, block_mask: torch.Tensor | None = None,
+                        learnable_sink: torch.Tensor | None = None
+                        ) -> torch.Tensor | list[torch.Tensor]:
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
@@ -42,6 +48,31 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
 
     Returns out [batch, seqlen_q, num_heads, head_dim_v], or a list [out, softmax_lse?,
     seed_offset?]. Rows masked everywhere give 0.
+
+    Raises:
+        RuntimeError: the extension is not built (`python custom_ops/torch/build.py`).
+        TypeError: query, key, value, startend_row_indices or fixed_seed_offset is not a
+            torch.Tensor; query/key/value are not one float16/bfloat16/float32 dtype
+            (float32 on CUDA); startend_row_indices is not int32; causal or
+            deterministic is not a bool, dropout or softmax_scale not a number,
+            window_size not an int or a pair of ints.
+        ValueError: the same shape, device, index-value and scalar-range errors as
+            paddle_flashmask.flashmask_attention (a tensor not 4-D, num_heads not a
+            multiple of num_heads_k, an unsupported head_dim, a mask of the wrong
+            shape or column count, dropout outside [0, 1), block_mask or
+            learnable_sink on CUDA, ...).
+
+    Example (after `python custom_ops/torch/build.py`; CUDA tensors in 16-bit, or
+    float32 on the CPU):
+        >>> import torch
+        >>> from paddle_flashmask.masks import causal_document_mask
+        >>> from paddle_flashmask.torch import flashmask_attention
+        >>> q = torch.randn(2, 128, 4, 64, device="cuda", dtype=torch.bfloat16)
+        >>> k = v = torch.randn(2, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
+        >>> idx = torch.from_numpy(causal_document_mask([[50, 78], [128]]).startend_row_indices)
+        >>> out = flashmask_attention(q, k, v, idx.cuda(), causal=True)
+        >>> tuple(out.shape)
+        (2, 128, 4, 64)
     """
     scalars = _check_inputs(query, key, value, startend_row_indices, fixed_seed_offset, causal,
                             dropout, softmax_scale, window_size, deterministic, block_mask,
@@ -72,7 +103,8 @@ def flashmask_attention(query, key, value, startend_row_indices=None, *, dropout
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def window_startend_row_indices(batch, seqlen, window, causal, device=None):
+def window_startend_row_indices(batch: int, seqlen: int, window: tuple[int, int], causal: bool,
+                                device: torch.device | str | None = None) -> torch.Tensor:
     """startend_row_indices of a sliding window (key j seen by rows [j - right, j + left])."""
     cols = torch.arange(seqlen, dtype=torch.int64, device=device)
     columns = window_columns(cols, seqlen, window, causal, torch.clamp)
