@@ -53,7 +53,7 @@ def probe(seqlen, flash_mask):
     docs = [DOC_LEN] * (seqlen // DOC_LEN) + ([seqlen % DOC_LEN] if seqlen % DOC_LEN else [])
     ids = np.random.default_rng(0).integers(0, MODEL["vocab_size"], size=(1, seqlen))
     positions = np.concatenate([np.arange(n) for n in docs])[None]
-    mask = attention_inputs(causal_document_mask([docs], seqlen), flash_mask)
+    mask = attention_inputs(causal_document_mask([docs], seqlen))
     inputs = {k: paddle.to_tensor(v) for k, v in
               dict(input_ids=ids, position_ids=positions, labels=ids, **mask).items()}
     start = time.perf_counter()

@@ -70,6 +70,6 @@ def _batch(rows, tokenizer, row_len, flash_mask):
         "pred_index": np.asarray(pred, np.int64), "target": np.asarray(target, np.int64),
         "answer_of_token": np.asarray(answer_of_token, np.int64),
         "answer_last": np.asarray(answer_last, np.int64),
-        **attention_inputs(spec, flash_mask),
+        **attention_inputs(spec),
     }
     return Batch(arrays, sum(map(len, ids_rows)))

@@ -34,5 +34,5 @@ def _batch(rows, tokenizer, row_len, flash_mask):
     doc_lens = [[len(d[0]) for d in row] for row in rows]
     spec = causal_document_mask(doc_lens, row_len)
     arrays = {"input_ids": ids, "position_ids": positions, "labels": labels,
-              **attention_inputs(spec, flash_mask)}
+              **attention_inputs(spec)}
     return Batch(arrays, sum(map(sum, doc_lens)))
