@@ -12,6 +12,7 @@ import warnings
 import yaml
 
 from paddle_flashmask.integrations import paddleformers as pf_flashmask
+from paddle_flashmask.integrations.paddleformers import add_flash_mask_argument
 
 from .report import RunReport, format_summary, write_summary
 
@@ -40,9 +41,7 @@ def example_parser(description, stage, compare_dense=False):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML of paddleformers training keys (and `flash_mask`) "
                         f"merged over examples/cli/{stage}.yaml")
-    parser.add_argument("--flash_mask", action=argparse.BooleanOptionalAction, default=None,
-                        help="FlashMask (our op, the default) or --no-flash_mask: paddleformers' "
-                             "eager attention on the same mask expanded to [B, 1, S, S]")
+    add_flash_mask_argument(parser, default=None)  # None: flash_mask from the YAML, else on
     parser.add_argument("--model_name_or_path", help="default: the tiny Llama in examples/tiny_llama")
     parser.add_argument("--train_dataset_path", help="erniekit JSONL (default: examples/data)")
     parser.add_argument("--max_seq_len", type=int, help="packed row length")
