@@ -64,7 +64,7 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
         scaling = query.shape[-1] ** -0.5
     indices = attn_mask_startend_row_indices
     if not _kernel_serves(sink, attention_mask, indices):
-        fallback = _paddleformers_attention(query, sink)
+        fallback = _paddleformers_attention(query, sink, indices)
         return fallback(module, query, key, value, attention_mask=attention_mask,
                         attn_mask_startend_row_indices=indices, dropout=dropout, sink=sink,
                         scaling=scaling, is_causal=is_causal, **kwargs)
@@ -91,11 +91,12 @@ def _kernel_serves(sink, attention_mask, indices):
     return indices is not None or attention_mask is None
 
 
-def _paddleformers_attention(query, sink):
+def _paddleformers_attention(query, sink, indices):
     """paddleformers' own function for a call we hand over: its built-in
-    "flashmask" (a CUDA kernel with sink support) for sinks on GPU, else `eager`,
-    which runs anywhere and reads indices, dense masks and sinks."""
-    if sink is not None and not query.place.is_cpu_place():
+    "flashmask" (a CUDA kernel with sink support, which ignores dense masks) for
+    sinks with indices on GPU, else `eager`, which runs anywhere and reads
+    indices, dense masks and sinks."""
+    if sink is not None and indices is not None and not query.place.is_cpu_place():
         from paddleformers.nn.attention.flashmask_attention import flashmask_attention_forward
 
         return flashmask_attention_forward
