@@ -86,7 +86,11 @@ def train_reward_model(config, report):
     lm_config.seq_length = config["max_seq_len"] * ROWS_PER_STEP  # tokens per logged sample
     use_flash_mask(lm_config, config["_attn_implementation"] == "flashmask")
     paddle.seed(config["seed"])
-    model = RewardModel(AutoModelForCausalLM.from_config(lm_config))
+    if config.get("continue_training"):
+        lm = AutoModelForCausalLM.from_pretrained(config["model_name_or_path"], config=lm_config)
+    else:
+        lm = AutoModelForCausalLM.from_config(lm_config)
+    model = RewardModel(lm)
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=config.get("output_dir", scratch), max_steps=config["max_steps"],

@@ -33,20 +33,23 @@ class RunReport(TrainerCallback):
         if not self.steps:
             raise RuntimeError(f"[{self.name}] the Trainer logged no training step")
         n = min(SMOOTH, max(1, len(self.steps) // 2))
-        mean = lambda key, rows: sum(r[key] for r in rows) / len(rows)  # noqa: E731
         timed = self.steps[1:] or self.steps  # step 1 includes the warm-up
         mem, mem_kind = peak_memory()
         result = {
             "example": self.name, "flash_mask": self.flash_mask, "steps": len(self.steps),
             "losses": [r["loss"] for r in self.steps], "smoothed_over": n,
-            "loss_start": mean("loss", self.steps[:n]), "loss_end": mean("loss", self.steps[-n:]),
-            "tokens_per_s": mean("tokens_per_s", timed) if "tokens_per_s" in timed[0] else 0.0,
+            "loss_start": _mean(self.steps[:n], "loss"), "loss_end": _mean(self.steps[-n:], "loss"),
+            "tokens_per_s": _mean(timed, "tokens_per_s") if "tokens_per_s" in timed[0] else 0.0,
             "peak_memory_bytes": mem, "peak_memory_kind": mem_kind, "device": paddle.get_device(),
         }
         if "accuracy" in self.steps[0]:
-            result["accuracy"] = mean("accuracy", self.steps[-n:])
-            result["margin"] = mean("margin", self.steps[-n:])
+            result["accuracy"] = _mean(self.steps[-n:], "accuracy")
+            result["margin"] = _mean(self.steps[-n:], "margin")
         return result
+
+
+def _mean(rows, key):
+    return sum(row[key] for row in rows) / len(rows)
 
 
 def peak_memory():

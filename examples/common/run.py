@@ -3,6 +3,7 @@
 DPOTrainer, datasets, packing, collators and losses), with the `flash_mask`
 switch and the run report of every example."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -42,7 +43,9 @@ def example_parser(description, stage, compare_dense=False):
     parser.add_argument("--config", help="YAML of paddleformers training keys (and `flash_mask`) "
                         f"merged over examples/cli/{stage}.yaml")
     add_flash_mask_argument(parser, default=None)  # None: flash_mask from the YAML, else on
-    parser.add_argument("--model_name_or_path", help="default: the tiny Llama in examples/tiny_llama")
+    parser.add_argument("--model_name_or_path",
+                        help="a paddleformers checkpoint, weights loaded (default: the tiny Llama "
+                             "in examples/tiny_llama, built from its config)")
     parser.add_argument("--train_dataset_path", help="erniekit JSONL (default: examples/data)")
     parser.add_argument("--max_seq_len", type=int, help="packed row length")
     parser.add_argument("--max_steps", type=int)
@@ -73,11 +76,14 @@ def training_config(args, stage, **fixed):
                 "learning_rate", "output_dir"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
+    if args.model_name_or_path:
+        config["continue_training"] = True  # a real checkpoint: load its weights
     if args.train_dataset_path:
         config["eval_dataset_path"] = args.train_dataset_path
     for key in PATH_KEYS:  # the YAMLs name paths from the repository root
-        if not os.path.isabs(config[key]) and not os.path.exists(config[key]):
-            config[key] = os.path.join(ROOT, config[key])
+        in_repo = os.path.join(ROOT, config[key])
+        if not os.path.exists(config[key]) and os.path.exists(in_repo):
+            config[key] = in_repo
     config.pop("custom_register_path", None)  # registered in this process instead
     return config, flash_mask
 
@@ -125,8 +131,6 @@ def _read_yaml(path):
 def run_both_modes(script, argv):
     """Run `script` once with FlashMask and once with the dense baseline, each in its
     own process (so each peak memory is its own); return the two summaries."""
-    import json
-
     summaries = []
     with tempfile.TemporaryDirectory() as scratch:
         for flag in ("--flash_mask", "--no-flash_mask"):
