@@ -3,8 +3,10 @@ dense [B, 1, S, S] mask vs FlashMask, on CPU.
 
 Each probe is a fresh subprocess running one step (forward, backward, AdamW)
 of a paddleformers Llama on one row of S tokens packed with causal documents,
-through paddleformers' "sdpa" attention on the dense mask or our "flashmask"
-attention on the indices. Its peak RSS (process total, Paddle itself included)
+through paddleformers' "eager" attention, which expands the indices into a
+dense [B, 1, S, S] mask in every layer, or our "flashmask" attention on them.
+(The 2026-11-23 results in RESULTS.md were measured when the dense side was
+"sdpa" on a batch-level bool mask.) Its peak RSS (process total, Paddle itself included)
 must stay within the budget; the parent watches it and kills a probe as soon as
 it goes over, so a probe never takes much more than the budget. S doubles until
 a probe fails, then bisects.
