@@ -20,6 +20,7 @@ sys.path.insert(0, EXAMPLES)
 
 import rm  # noqa: E402
 from common.packing import read_jsonl  # noqa: E402
+from common.run import example_parser, training_config  # noqa: E402
 from common.preference_data import encode, preference_batches  # noqa: E402
 
 from paddle_flashmask.integrations import paddleformers as pf_flashmask  # noqa: E402
@@ -65,6 +66,14 @@ def test_flash_mask_key_in_a_config_yaml(tmp_path):
     config.write_text("flash_mask: false\nmax_steps: 2\nmax_seq_len: 128\n")
     out, summary = run_example("lora.py", "--config", str(config), tmp_path=tmp_path)
     assert summary["flash_mask"] is False and summary["steps"] == 2 and "flash_mask=off" in out
+
+
+def test_flash_mask_key_must_be_a_bool(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("flash_mask: maybe\n")
+    args = example_parser("", "sft").parse_args(["--config", str(config)])
+    with pytest.raises(TypeError, match="flash_mask"):
+        training_config(args, "sft")
 
 
 @pytest.mark.parametrize("stage", ["sft", "dpo"])
