@@ -102,6 +102,25 @@ def test_paddleformers_cli_train_runs_our_kernel(stage, tmp_path):
         assert "rewards/accuracies" in log and "rewards/margins" in log
 
 
+def test_context_parallel_sft_matches_one_process(tmp_path):
+    """cp_sft.py on paddleformers' Trainer: 2 ranks sharing each row train exactly
+    as one process does."""
+    script = os.path.join(EXAMPLES, "cp_sft.py")
+    common_args = ["--max_steps", "3", "--max_seq_len", "128"]
+    _, single = run_example("cp_sft.py", "--cp_degree", "1", *common_args, tmp_path=tmp_path)
+    summary = tmp_path / "cp2.json"
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+           "--log_dir", str(tmp_path / "log"), script, "--cp_degree", "2", *common_args,
+           "--summary_json", str(summary)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+    log = (tmp_path / "log" / "workerlog.0").read_text()
+    assert done.returncode == 0, log[-4000:]
+    assert "[cp_sft x2] step 3/3 loss" in log
+    cp = json.loads(summary.read_text())
+    assert len(cp["losses"]) == len(single["losses"]) == 3
+    np.testing.assert_allclose(cp["losses"], single["losses"], rtol=1e-5)
+
+
 def test_packed_rewards_equal_unpacked_sequences():
     """Share-question packing changes nothing: each answer's reward equals the one
     from its own [prompt, answer] sequence with plain causal attention."""

@@ -14,6 +14,8 @@ from paddle_flashmask.masks import share_question_mask
 
 from .packing import chunk, pack_in_order, pad_rows, read_jsonl
 
+IGNORE = -100  # paddleformers' ignored label
+
 
 def encode(tokenizer, record, max_len):
     """(prompt ids, [chosen ids, rejected ids]) of a single-turn record, answers
@@ -40,25 +42,30 @@ def preference_batches(tokenizer, path, row_len, batch_size):
 
 
 def _batch(rows, tokenizer, row_len):
-    """Ids, positions, the mask and, flat over [batch * row_len], the last token
-    of every answer (`answer_last`; answers alternate chosen, rejected)."""
-    ids_rows, pos_rows, answer_last = [], [], []
+    """Ids, positions, the mask, next-token `labels` inside every answer (-100
+    elsewhere) and, flat over [batch * row_len], the last token of every answer
+    (`answer_last`; answers alternate chosen, rejected)."""
+    ids_rows, pos_rows, label_rows, answer_last = [], [], [], []
     for b, row in enumerate(rows):
-        ids, positions = [], []
+        ids, positions, labels = [], [], []
         for prompt, answers in row:
             ids += prompt
             positions += range(len(prompt))
+            labels += [IGNORE] * len(prompt)
             for answer in answers:
                 answer_last.append(b * row_len + len(ids) + len(answer) - 1)
                 ids += answer
                 positions += range(len(prompt), len(prompt) + len(answer))
+                labels += answer[1:] + [IGNORE]
         ids_rows.append(ids)
         pos_rows.append(positions)
+        label_rows.append(labels)
     groups = [[(len(p), [len(a) for a in answers]) for p, answers in row] for row in rows]
     spec = share_question_mask(groups, row_len)
     arrays = {
         "input_ids": pad_rows(ids_rows, row_len, tokenizer.pad_token_id),
         "position_ids": pad_rows(pos_rows, row_len, 0),
+        "labels": pad_rows(label_rows, row_len, IGNORE),
         "answer_last": np.asarray(answer_last, np.int64),
         **attention_inputs(spec),
     }

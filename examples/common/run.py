@@ -93,11 +93,8 @@ def run(name, config, flash_mask, summary_json=None, train=None):
     train(config, report) when given; print and return the summary."""
     from paddleformers.cli.train.tuner import run_tuner
     from paddleformers.trainer import trainer as pf_trainer
-    from paddleformers.utils.log import logger
 
-    logger.set_level("WARNING")  # the report below prints the progress
-    warnings.filterwarnings("ignore", message=".*(amp_guard|AmpScaler).*")  # AMP is off on CPU
-
+    quiet_paddleformers()
     if flash_mask:
         pf_flashmask.enable()
     config = dict(config, _attn_implementation="flashmask" if flash_mask else "eager",
@@ -118,6 +115,14 @@ def run(name, config, flash_mask, summary_json=None, train=None):
     if summary_json:
         write_summary(summary, summary_json)
     return summary
+
+
+def quiet_paddleformers():
+    """Warnings only from paddleformers' logger: the run report prints the progress."""
+    from paddleformers.utils.log import logger
+
+    logger.set_level("WARNING")
+    warnings.filterwarnings("ignore", message=".*(amp_guard|AmpScaler).*")  # AMP is off on CPU
 
 
 def _read_yaml(path):
