@@ -17,6 +17,7 @@ run's (fp32, to about 1e-6).
 import argparse
 import os
 import sys
+import tempfile
 
 import paddle
 import paddle.distributed as dist
@@ -24,8 +25,8 @@ import paddle.nn.functional as F
 
 import common  # noqa: F401  (finds paddle_flashmask in a source checkout)
 from common.preference_data import IGNORE, preference_batches
-from common.report import format_summary, write_summary
-from common.run import ROOT, RunReport, quiet_paddleformers
+from common.report import RunReport, format_summary, write_summary
+from common.run import ROOT, quiet_paddleformers
 from paddle_flashmask.distributed import balance_shards, context_parallel_flashmask_attention
 from paddle_flashmask.integrations.paddleformers import INDICES_KEY, use_flash_mask
 
@@ -83,8 +84,8 @@ def main(argv=None):
     parser.add_argument("--strategy", choices=["ring", "all_gather"], default="ring",
                         help="how ranks exchange K/V (see docs/distributed.md)")
     parser.add_argument("--max_seq_len", type=int, default=256, help="packed row length")
-    parser.add_argument("--max_steps", type=int, default=10)
-    parser.add_argument("--learning_rate", type=float, default=3e-3)
+    parser.add_argument("--max_steps", type=int, default=10, help="optimizer steps, one row each")
+    parser.add_argument("--learning_rate", type=float, default=3e-3, help="AdamW, decayed linearly to 0 (the Trainer's default)")
     parser.add_argument("--summary_json", help="also write the summary here (rank 0)")
     args = parser.parse_args(argv)
     if args.cp_degree > 1:
@@ -104,8 +105,6 @@ def main(argv=None):
 
 
 def train(args, report):
-    import tempfile
-
     from paddleformers.nn.attention.interface import AttentionInterface
     from paddleformers.trainer import TrainingArguments
     from paddleformers.transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
