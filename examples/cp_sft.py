@@ -85,7 +85,8 @@ def main(argv=None):
                         help="how ranks exchange K/V (see docs/distributed.md)")
     parser.add_argument("--max_seq_len", type=int, default=256, help="packed row length")
     parser.add_argument("--max_steps", type=int, default=10, help="optimizer steps, one row each")
-    parser.add_argument("--learning_rate", type=float, default=3e-3, help="AdamW, decayed linearly to 0 (the Trainer's default)")
+    parser.add_argument("--learning_rate", type=float, default=3e-3,
+                        help="AdamW, decayed linearly to 0 (the Trainer's default)")
     parser.add_argument("--summary_json", help="also write the summary here (rank 0)")
     args = parser.parse_args(argv)
     if args.cp_degree > 1:
