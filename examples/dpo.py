@@ -6,7 +6,7 @@ Each prompt is encoded once, followed by its chosen and its rejected answer;
 the mask hides the chosen answer from the rejected one, several such groups
 per row. Prints the loss, preference accuracy and reward margin.
 
-    python examples/dpo.py                      # offline: tiny Llama, examples/data/preference.jsonl
+    python examples/dpo.py                      # offline: tiny Llama, shipped preference data
     python examples/dpo.py --no-flash_mask      # the dense baseline on the same rows
     python examples/dpo.py --compare_dense      # both, side by side
     python examples/dpo.py --config my.yaml     # paddleformers keys (beta, ...) + flash_mask

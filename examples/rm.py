@@ -7,7 +7,7 @@ several groups per row under a share-question mask. A linear value head reads
 the hidden state of each answer's last token; the Bradley-Terry loss pushes
 chosen above rejected. Prints the loss, preference accuracy and reward margin.
 
-    python examples/rm.py                       # offline: tiny Llama, examples/data/preference.jsonl
+    python examples/rm.py                       # offline: tiny Llama, shipped preference data
     python examples/rm.py --no-flash_mask       # the dense baseline on the same rows
     python examples/rm.py --compare_dense       # both, side by side
 """

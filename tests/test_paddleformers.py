@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("paddleformers")
 
-import paddleformers.transformers as pft  # noqa: E402
-from paddleformers.datasets.collate import collate_fn, dpo_collate_fn  # noqa: E402
-from paddleformers.datasets.DPODataset import Sequence as DPOSequence  # noqa: E402
-from paddleformers.datasets.SFTDataset import Sequence as SFTSequence  # noqa: E402
-from paddleformers.nn.attention.eager_attention import eager_attention_forward  # noqa: E402
-from paddleformers.nn.attention.interface import ALL_ATTENTION_FUNCTIONS, AttentionInterface  # noqa: E402
+import paddleformers.transformers as pft
+from paddleformers.datasets.collate import collate_fn, dpo_collate_fn
+from paddleformers.datasets.DPODataset import Sequence as DPOSequence
+from paddleformers.datasets.SFTDataset import Sequence as SFTSequence
+from paddleformers.nn.attention.eager_attention import eager_attention_forward
+from paddleformers.nn.attention.interface import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 
-from paddle_flashmask.integrations import paddleformers as pf_flashmask  # noqa: E402
+from paddle_flashmask.integrations import paddleformers as pf_flashmask
 
 VOCAB, SEQLEN = 97, 64
 LOSS_RTOL, GRAD_TOL = 1e-6, 1e-5

@@ -151,7 +151,8 @@ def run_both_modes(script, argv):
 def format_comparison(flash, dense):
     rows = [("loss start -> end", lambda s: f"{s['loss_start']:.4f} -> {s['loss_end']:.4f}"),
             ("tokens/s", lambda s: f"{s['tokens_per_s']:,.0f}"),
-            (flash["peak_memory_kind"] + " MiB", lambda s: f"{s['peak_memory_bytes'] / 2**20:,.0f}")]
+            (flash["peak_memory_kind"] + " MiB",
+             lambda s: f"{s['peak_memory_bytes'] / 2**20:,.0f}")]
     lines = [f"{'':<22}{'FlashMask':>20}{'dense mask':>20}"]
     lines += [f"{label:<22}{cell(flash):>20}{cell(dense):>20}" for label, cell in rows]
     speedup = flash["tokens_per_s"] / dense["tokens_per_s"] if dense["tokens_per_s"] else 0.0
