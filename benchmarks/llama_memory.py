@@ -6,10 +6,10 @@ of a paddleformers Llama on one row of S tokens packed with causal documents,
 through paddleformers' "eager" attention, which expands the indices into a
 dense [B, 1, S, S] mask in every layer, or our "flashmask" attention on them.
 (The 2026-11-23 results in RESULTS.md were measured when the dense side was
-"sdpa" on a batch-level bool mask.) Its peak RSS (process total, Paddle itself included)
-must stay within the budget; the parent watches it and kills a probe as soon as
-it goes over, so a probe never takes much more than the budget. S doubles until
-a probe fails, then bisects.
+"sdpa" on a batch-level bool mask.) Its peak RSS (process total, Paddle itself
+included) must stay within the budget; the parent watches it and kills a probe
+as soon as it goes over, so a probe never takes much more than the budget.
+S doubles until a probe fails, then bisects.
 
     python benchmarks/llama_memory.py                  # 2 GiB, writes benchmarks/llama_memory.md
     python benchmarks/llama_memory.py --budget_gib 4 --out /tmp/mem.md   # ~2x longer S, slower

@@ -276,6 +276,16 @@ def test_unmasked_batch_runs_plain_causal_attention():
     np.testing.assert_allclose(flash, eager, rtol=1e-5, atol=1e-5)
 
 
+def test_attention_inputs_are_the_indices_of_a_mask_spec():
+    from paddle_flashmask.masks import causal_document_mask
+
+    inputs = pf_flashmask.attention_inputs(causal_document_mask([[3, 5]], 8))
+    assert inputs[pf_flashmask.INDICES_KEY].dtype == np.int32
+    np.testing.assert_array_equal(inputs[pf_flashmask.INDICES_KEY].ravel(), [3] * 3 + [8] * 5)
+    with pytest.raises(TypeError, match="spec"):
+        pf_flashmask.attention_inputs(np.zeros([1, 1, 8, 1]))
+
+
 def test_use_flash_mask_rejects_a_non_bool():
     with pytest.raises(TypeError, match="flash_mask"):
         pf_flashmask.use_flash_mask(tiny_model("llama"), "no")

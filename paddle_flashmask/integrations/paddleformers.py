@@ -181,6 +181,8 @@ def attention_inputs(spec):
     """The mask entry of a batch from a MaskSpec (numpy or paddle):
     {"attn_mask_startend_row_indices": int32 numpy [B, 1, S, k]}, for both
     modes of the switch."""
+    if not hasattr(spec, "startend_row_indices"):
+        raise TypeError(f"spec must be a paddle_flashmask.masks.MaskSpec, got {type(spec).__name__}")
     idx = spec.startend_row_indices
     idx = idx.numpy() if hasattr(idx, "numpy") else idx
     return {INDICES_KEY: np.ascontiguousarray(idx, dtype=np.int32)}
