@@ -60,6 +60,10 @@ def trainer_class():
     class ContextParallelTrainer(Trainer):
         """compute_loss shards the full row it is given and runs the sharded model."""
 
+        def __init__(self, attention, **kwargs):
+            super().__init__(**kwargs)
+            self.attention = attention  # the model's attention: takes each row's plan
+
         def compute_loss(self, model, inputs, return_outputs=False):
             world, rank = dist.get_world_size(), dist.get_rank()
             self.attention.plan = plan = balance_shards(inputs[INDICES_KEY], True, world)
@@ -129,10 +133,9 @@ def train(args, report):
         # Unshuffled, the data-parallel sampler deals item i to rank i % world: every row
         # repeated `world` times gives each rank the same row at each step.
         dealt = [row for row in rows for _ in range(args.cp_degree)]
-        trainer = trainer_class()(model=model, args=training_args, train_dataset=dealt,
+        trainer = trainer_class()(attention, model=model, args=training_args, train_dataset=dealt,
                                   data_collator=_row,
                                   callbacks=[report] if dist.get_rank() == 0 else None)
-        trainer.attention = attention
         trainer.train()
 
 

@@ -58,6 +58,10 @@ def reward_trainer_class():
         """The Trainer with the reward loss; logs accuracy and margin under the keys
         paddleformers' DPOTrainer uses."""
 
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._preference = []  # (accuracy, margin) of the steps since the last log
+
         def compute_loss(self, model, inputs, return_outputs=False):
             loss, accuracy, margin = reward_stats(model(**inputs).astype("float32"))
             self._preference.append((accuracy, margin))
@@ -99,7 +103,6 @@ def train_reward_model(config, report):
             device=config["device"], remove_unused_columns=False, amp_master_grad=False)
         trainer = reward_trainer_class()(model=model, args=args, train_dataset=rows,
                                          data_collator=_one_row_batch, callbacks=[report])
-        trainer._preference = []
         trainer.train()
 
 
