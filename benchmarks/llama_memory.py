@@ -3,11 +3,13 @@ dense [B, 1, S, S] mask vs FlashMask, on CPU.
 
 Each probe is a fresh subprocess running one step (forward, backward, AdamW)
 of a paddleformers Llama on one row of S tokens packed with causal documents,
-through paddleformers' "sdpa" attention on the dense mask or our "flashmask"
-attention on the indices. Its peak RSS (process total, Paddle itself included)
-must stay within the budget; the parent watches it and kills a probe as soon as
-it goes over, so a probe never takes much more than the budget. S doubles until
-a probe fails, then bisects.
+through paddleformers' "eager" attention, which expands the indices into a
+dense [B, 1, S, S] mask in every layer, or our "flashmask" attention on them.
+(The 2026-11-23 results in RESULTS.md were measured when the dense side was
+"sdpa" on a batch-level bool mask.) Its peak RSS (process total, Paddle itself
+included) must stay within the budget; the parent watches it and kills a probe
+as soon as it goes over, so a probe never takes much more than the budget.
+S doubles until a probe fails, then bisects.
 
     python benchmarks/llama_memory.py                  # 2 GiB, writes benchmarks/llama_memory.md
     python benchmarks/llama_memory.py --budget_gib 4 --out /tmp/mem.md   # ~2x longer S, slower
@@ -53,7 +55,7 @@ def probe(seqlen, flash_mask):
     docs = [DOC_LEN] * (seqlen // DOC_LEN) + ([seqlen % DOC_LEN] if seqlen % DOC_LEN else [])
     ids = np.random.default_rng(0).integers(0, MODEL["vocab_size"], size=(1, seqlen))
     positions = np.concatenate([np.arange(n) for n in docs])[None]
-    mask = attention_inputs(causal_document_mask([docs], seqlen), flash_mask)
+    mask = attention_inputs(causal_document_mask([docs], seqlen))
     inputs = {k: paddle.to_tensor(v) for k, v in
               dict(input_ids=ids, position_ids=positions, labels=ids, **mask).items()}
     start = time.perf_counter()

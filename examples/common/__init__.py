@@ -1,6 +1,7 @@
 """Shared pieces of the fine-tuning examples (sft.py, lora.py, dpo.py, rm.py):
-a hub-free byte tokenizer, JSONL loading and packing, a tiny Llama, and the
-training loop that reports loss, tokens/s and peak memory."""
+running paddleformers' training workflows with the flash_mask switch, the run
+report (loss, tokens/s, peak memory, preference accuracy), and the reward
+model's packed preference data."""
 import os
 import sys
 

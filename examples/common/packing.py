@@ -1,16 +1,8 @@
 """JSONL reading and packing: several examples per row, no padding between
 them, only a tail pad up to the fixed row length."""
 import json
-from typing import NamedTuple
 
 import numpy as np
-
-
-class Batch(NamedTuple):
-    """arrays: numpy inputs of the model and loss (input_ids, position_ids, the
-    mask entry, ...). num_tokens: the real, non-padding tokens in it."""
-    arrays: dict
-    num_tokens: int
 
 
 def read_jsonl(path, fields):

@@ -2,8 +2,10 @@
 
     python examples/data/make_data.py
 
-sft.jsonl:        {"prompt", "response"}            - string and arithmetic chores
-preference.jsonl: {"prompt", "chosen", "rejected"}  - the right answer vs a near miss
+Both are in paddleformers' "erniekit" format, which its datasets read:
+sft.jsonl:        {"src", "tgt"}                       - string and arithmetic chores
+preference.jsonl: {"src", "tgt", "response", "sort"}   - the right answer (sort 1) vs a
+                                                          near miss (sort 0)
 """
 import json
 import os
@@ -44,12 +46,13 @@ def main():
     sft = []
     for _ in range(400):
         question, answer, _ = task(rng)
-        sft.append({"prompt": prompt(question), "response": answer})
+        sft.append({"src": prompt(question), "tgt": answer})
     write("sft.jsonl", sft)
     preference = []
     for _ in range(300):
         question, answer, wrong = task(rng)
-        preference.append({"prompt": prompt(question), "chosen": answer, "rejected": wrong})
+        preference.append({"src": [prompt(question)], "tgt": [], "response": [[answer], [wrong]],
+                           "sort": [1, 0]})
     write("preference.jsonl", preference)
 
 

@@ -3,31 +3,44 @@
 paddleformers models pick their attention function from a registry,
 `paddleformers.nn.attention.interface.AttentionInterface`, by
 `config._attn_implementation`. `enable()` puts our op there under "flashmask",
-so every model that goes through the registry (Llama, Qwen, ...) runs our CPU
-or CUDA kernel on the `attn_mask_startend_row_indices` its data collators emit.
+so every model that goes through the registry (Llama, ERNIE 4.5, Gemma 3,
+Phi-3, Qwen, ...) runs our CPU or CUDA kernel on the
+`attn_mask_startend_row_indices` its data collators emit.
 
     from paddle_flashmask.integrations import paddleformers as pf_flashmask
 
     pf_flashmask.use_flash_mask(model, flash_mask=True)   # registers + selects "flashmask"
-    batch = pf_flashmask.attention_inputs(spec, flash_mask=True)
-    loss = model(input_ids, labels=labels, position_ids=pos, **batch)[0]
+    loss = model(input_ids, labels=labels, position_ids=pos,
+                 attn_mask_startend_row_indices=indices)[0]
 
-`flash_mask=False` is the dense baseline on the same packed data, as PaddleNLP's
-`--flash_mask` fine-tuning argument does: the model uses paddleformers' "sdpa"
-attention and the batch carries a bool `attention_mask` [B, 1, S, S] instead of
-the O(S) indices.
+The registered function computes what paddleformers' `eager` attention computes
+for every caller, and hands the calls our kernel cannot serve to paddleformers'
+own implementations (see `flashmask_attention_forward`).
+
+`flash_mask=False` is the dense baseline on the same batch (PaddleNLP's
+`--flash_mask` switch): the model runs paddleformers' `eager` attention, which
+expands the very same indices (after the model's own sliding-window
+adjustment) into a dense [B, 1, S, S] mask in every layer. Both modes therefore
+attend through the same mask for every model family.
 """
 import argparse
+import sys
 
 import numpy as np
 import paddle
 
 from ..api import flashmask_attention
-from ..masks import MaskSpec, to_dense
 
 ATTENTION_KEY = "flashmask"
-DENSE_ATTENTION_KEY = "sdpa"
+DENSE_ATTENTION_KEY = "eager"
 INDICES_KEY = "attn_mask_startend_row_indices"  # the batch key paddleformers models take
+
+# Modules that call the registry with q already multiplied by the scale they
+# want and pass `scaling=` only for the record: they were written against
+# paddleformers' built-in "flashmask", which ignores `scaling` (it always uses
+# 1/sqrt(head_dim)) unless the call has a sink. DeepSeek-V3 pre-scales q by
+# softmax_scale * sqrt(head_dim) when _attn_implementation == "flashmask".
+BUILTIN_SCALE_CALLERS = frozenset({"paddleformers.transformers.deepseek_v3.modeling"})
 
 _replaced = {}  # key -> the function enable() replaced, for disable()
 
@@ -40,19 +53,25 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
     query/key/value: [batch, heads, seqlen, head_dim] (paddleformers' layout).
     attn_mask_startend_row_indices: int32 [B, 1 | Hk | H, Sk, ncols] or [B, 1, Sk]
     (read as one column). sink: per-head logits [H] (GPT-OSS), served as our
-    learnable_sink with paddleformers' semantics (CPU only for now).
-    Returns (out [batch, seqlen, heads * head_dim_v], None).
-    """
-    if attn_mask_startend_row_indices is None and attention_mask is not None:
-        # An arbitrary dense mask need not be column-wise expressible (left padding in
-        # generation, for one): leave it to the dense implementation.
-        from paddleformers.nn.attention.sdpa_attention import sdpa_attention_forward
+    learnable_sink with paddleformers' semantics where our kernels have sinks
+    (the CPU for now). Returns (out [batch, seqlen, heads * head_dim_v], None).
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask=attention_mask,
-                                      dropout=dropout, scaling=scaling, is_causal=is_causal,
-                                      **kwargs)
-    query, key, value = (t.transpose([0, 2, 1, 3]) for t in (query, key, value))
+    The result equals paddleformers' `eager` attention on the same call:
+    `scaling` is honoured, except for the callers in BUILTIN_SCALE_CALLERS,
+    which get the built-in "flashmask" convention they were written for.
+    Calls with a sink on GPU (our CUDA kernels have no sinks yet), or with only
+    a dense `attention_mask` (which need not be column-wise expressible), go to
+    paddleformers' own implementation.
+    """
+    if scaling is None or sys._getframe(1).f_globals.get("__name__") in BUILTIN_SCALE_CALLERS:
+        scaling = query.shape[-1] ** -0.5
     indices = attn_mask_startend_row_indices
+    if not _kernel_serves(query, sink, attention_mask, indices):
+        fallback = _paddleformers_attention(query, sink, indices)
+        return fallback(module, query, key, value, attention_mask=attention_mask,
+                        attn_mask_startend_row_indices=indices, dropout=dropout, sink=sink,
+                        scaling=scaling, is_causal=is_causal, **kwargs)
+    query, key, value = (t.transpose([0, 2, 1, 3]) for t in (query, key, value))
     if indices is None:
         causal = is_causal if is_causal is not None else (
             query.shape[1] > 1 and getattr(module, "is_causal", True))
@@ -68,8 +87,30 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
     return out.reshape([0, 0, out.shape[2] * out.shape[3]]), None
 
 
+def _kernel_serves(query, sink, attention_mask, indices):
+    """Whether our kernel takes this call; the one place that decides. Learnable
+    sinks (GPT-OSS) run on our kernel where it has them: the CPU for now."""
+    if sink is not None and not query.place.is_cpu_place():
+        return False
+    return indices is not None or attention_mask is None
+
+
+def _paddleformers_attention(query, sink, indices):
+    """paddleformers' own function for a call we hand over: its built-in
+    "flashmask" (a CUDA kernel with sink support, which ignores dense masks) for
+    sinks with indices on GPU, else `eager`, which runs anywhere and reads
+    indices, dense masks and sinks."""
+    if sink is not None and indices is not None and not query.place.is_cpu_place():
+        from paddleformers.nn.attention.flashmask_attention import flashmask_attention_forward
+
+        return flashmask_attention_forward
+    from paddleformers.nn.attention.eager_attention import eager_attention_forward
+
+    return eager_attention_forward
+
+
 def _causal_for_columns(ncols, is_causal):
-    """The causal flag paddleformers' own flashmask path infers: 1 column is
+    """The causal flag paddleformers infers from the column count: 1 column is
     causal, 4 non-causal, 2 causal unless the model says otherwise."""
     if ncols == 1:
         return True
@@ -81,8 +122,7 @@ def _causal_for_columns(ncols, is_causal):
 def enable(key=ATTENTION_KEY):
     """Register our op as paddleformers' attention implementation `key`
     (default "flashmask", replacing the built-in one, which needs a CUDA Paddle).
-    Idempotent; takes effect for models already built, since they look the
-    function up on every forward."""
+    Idempotent; models already built pick it up on their next forward."""
     from paddleformers.nn.attention.interface import AttentionInterface
 
     current = AttentionInterface._global_mapping.get(key)
@@ -111,16 +151,24 @@ def is_enabled(key=ATTENTION_KEY):
 
 
 def use_flash_mask(model_or_config, flash_mask=True):
-    """The run-level switch: FlashMask (our op on `attn_mask_startend_row_indices`)
-    or the dense baseline (paddleformers' "sdpa" on a [B, 1, S, S] `attention_mask`).
-    Pair it with attention_inputs(..., flash_mask) on the data side. Also turns off
-    paddleformers' fused kernels that have no CPU implementation when running on CPU.
+    """The run-level switch: FlashMask (our op) or the dense baseline
+    (paddleformers' `eager`), both on the batch's `attn_mask_startend_row_indices`.
+    Takes a config (before the model is built) or a built model, whose layers
+    that cached the attention choice (ERNIE 4.5, Gemma 3) are updated too. On
+    CPU it also turns off paddleformers' fused kernels that exist only for GPUs.
     Returns the config."""
+    if not isinstance(flash_mask, bool):
+        raise TypeError(f"flash_mask must be a bool, got {type(flash_mask).__name__}")
     config = getattr(model_or_config, "config", model_or_config)
     if flash_mask:
         enable()
-    config._attn_implementation = ATTENTION_KEY if flash_mask else DENSE_ATTENTION_KEY
-    config.use_attn_mask_startend_row_indices = bool(flash_mask)
+    implementation = ATTENTION_KEY if flash_mask else DENSE_ATTENTION_KEY
+    config._attn_implementation = implementation
+    config.use_attn_mask_startend_row_indices = True  # the data side is the same in both modes
+    if isinstance(model_or_config, paddle.nn.Layer):
+        for layer in model_or_config.sublayers():
+            if hasattr(layer, "attn_implementation"):
+                layer.attn_implementation = implementation
     if paddle.get_device() == "cpu":
         disable_gpu_only_fusions(config)
     return config
@@ -133,38 +181,21 @@ def disable_gpu_only_fusions(config):
     return config
 
 
-def attention_inputs(spec, flash_mask=True):
-    """The mask entry of a batch for one run mode, from a MaskSpec (numpy or paddle):
-    {"attn_mask_startend_row_indices": int32 [B, 1, S, k]} with flash_mask, else
-    {"attention_mask": bool [B, 1, S, S]}, both numpy. The dense mask is exactly the
-    FlashMask one (masks.to_dense), so both modes train on identical attention."""
+def attention_inputs(spec):
+    """The mask entry of a batch from a MaskSpec (numpy or paddle):
+    {"attn_mask_startend_row_indices": int32 numpy [B, 1, S, k]}, for both
+    modes of the switch."""
+    if not hasattr(spec, "startend_row_indices"):
+        raise TypeError(f"spec must be a paddle_flashmask.masks.MaskSpec, got {type(spec).__name__}")
     idx = spec.startend_row_indices
-    idx = idx.numpy() if hasattr(idx, "numpy") else np.asarray(idx)
-    if flash_mask:
-        return {INDICES_KEY: np.ascontiguousarray(idx, dtype=np.int32)}
-    return {"attention_mask": to_dense(idx, spec.causal)}
-
-
-def dense_collator(collate_fn, causal=True):
-    """Wrap a collator that emits `attn_mask_startend_row_indices` (paddleformers'
-    collate_fn / dpo_collate_fn, or ours) so its batches carry the equivalent dense
-    `attention_mask` instead: the flash_mask=False side of the switch for pipelines
-    whose collator you do not own. paddleformers' decoder collators build causal masks."""
-    def collate(*args, **kwargs):
-        batch = dict(collate_fn(*args, **kwargs))
-        idx = batch.pop(INDICES_KEY)
-        idx = idx.numpy() if hasattr(idx, "numpy") else np.asarray(idx)
-        if idx.ndim == 3:
-            idx = idx[..., None]
-        batch.update(attention_inputs(MaskSpec(idx, causal), flash_mask=False))
-        return batch
-
-    return collate
+    idx = idx.numpy() if hasattr(idx, "numpy") else idx
+    return {INDICES_KEY: np.ascontiguousarray(idx, dtype=np.int32)}
 
 
 def add_flash_mask_argument(parser: argparse.ArgumentParser, default=True):
     """`--flash_mask / --no-flash_mask`, named as PaddleNLP's fine-tuning argument."""
     parser.add_argument("--flash_mask", action=argparse.BooleanOptionalAction, default=default,
                         help="FlashMask attention on column-wise mask indices (O(S) memory); "
-                             "--no-flash_mask trains on the equivalent dense [B, 1, S, S] mask")
+                             "--no-flash_mask runs paddleformers' eager attention on the same "
+                             "mask expanded to [B, 1, S, S]")
     return parser
