@@ -44,21 +44,26 @@ def _arity(fn):
 
 
 class Build:
-    """forward / backward of one extension with the arguments its signature takes:
-    the kernel options (allow_sm90, force_low_smem_bwd) when it has them."""
+    """forward / backward of one extension, with the trailing arguments its
+    version takes (block_mask, sink, kernel options), so two versions of the
+    door can be timed side by side. Arity -> defaults for what follows the
+    common arguments."""
+
+    FWD_TAIL = {8: [], 9: [True], 11: [None, None, 0]}
+    BWD_TAIL = {12: [], 14: [True, False], 15: [None, None, 0]}
 
     def __init__(self, name, path):
         self.name, self.ext = name, load_extension(path)
-        self.fwd_extra = _arity(self.ext.forward) - 8
-        self.bwd_extra = _arity(self.ext.backward) - 12
+        self.fwd_tail = self.FWD_TAIL[_arity(self.ext.forward)]
+        self.bwd_tail = self.BWD_TAIL[_arity(self.ext.backward)]
 
     def forward(self, q, k, v, idx, causal, scale):
-        extra = [True][: self.fwd_extra]
-        return self.ext.forward(q, k, v, idx, None, 0.0, causal, scale, *extra)
+        return self.ext.forward(q, k, v, idx, None, 0.0, causal, scale, *self.fwd_tail)
 
     def backward(self, q, k, v, idx, out, lse, dout, causal, scale):
-        extra = [True, False][: self.bwd_extra]
-        return self.ext.backward(q, k, v, idx, None, out, lse, dout, 0.0, causal, scale, False, *extra)
+        grads = self.ext.backward(q, k, v, idx, None, out, lse, dout, 0.0, causal, scale, False,
+                                  *self.bwd_tail)
+        return grads[:3]
 
 
 def main():

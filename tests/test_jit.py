@@ -100,3 +100,33 @@ def test_to_static_with_a_frozen_sink():
     out = static(x, idx, blocks)
     out.sum().backward()
     assert float((out - eager).abs().max()) < 1e-6 and layer.sink.grad is None
+
+
+def _causal_attention(q, k, v):
+    return pfm.flashmask_attention(q, k, v, causal=True)
+
+
+def _op_attrs(monkeypatch, env):
+    """The attributes of our op in the program to_static builds under `env`."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = [paddle.static.InputSpec([2, 16, 2, 8], "float32")] * 3
+    fn = paddle.jit.to_static(_causal_attention, input_spec=spec, full_graph=True)
+    ops = [op for op in fn.get_concrete_program(*spec)[0].main_program.global_block().ops
+           if op.name().endswith("pfm_flashmask_attention")]
+    assert len(ops) == 1
+    return ops[0].attrs()
+
+
+def test_switches_become_op_attributes(monkeypatch):
+    """The user's switches reach the kernels as op attributes (the core reads no
+    environment), so a saved program keeps the choices it was built with."""
+    from paddle_flashmask import switches
+
+    attrs = _op_attrs(monkeypatch, {"FLASHMASK_DETERMINISTIC": "0", "FLASHMASK_DISABLE_SM90": "0",
+                                    "FLASHMASK_FORCE_LOW_SMEM_BWD": "0"})
+    assert attrs["deterministic"] is False and attrs["kernel_options"] == 0
+    attrs = _op_attrs(monkeypatch, {"FLASHMASK_DETERMINISTIC": "1", "FLASHMASK_DISABLE_SM90": "1",
+                                    "FLASHMASK_FORCE_LOW_SMEM_BWD": "1"})
+    assert attrs["deterministic"] is True
+    assert attrs["kernel_options"] == switches.DISABLE_SM90 | switches.FORCE_LOW_SMEM_BWD

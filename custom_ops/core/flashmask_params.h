@@ -39,6 +39,15 @@ struct KernelOptions {
   bool allow_sm90 = true;           // false: the sm80 kernels on Hopper too
   bool force_low_smem_bwd = false;  // sm80 backward: the low-shared-memory column
                                     // kernel even where the default one fits
+
+  // One int for the doors' op attributes: bit 0 disables sm90, bit 1 forces
+  // the low-shared-memory backward (paddle_flashmask/switches.py writes it).
+  static KernelOptions from_bits(int bits) {
+    KernelOptions o;
+    o.allow_sm90 = (bits & 1) == 0;
+    o.force_low_smem_bwd = (bits & 2) != 0;
+    return o;
+  }
 };
 
 struct FwdParams {

@@ -18,7 +18,6 @@
 // static-graph executor).
 // softmax_scale 0 means head_dim ** -0.5 of the run-time head_dim.
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -88,20 +87,6 @@ paddle::Tensor attach_workspace(FwdParams* p, size_t bytes, const paddle::Tensor
   p->workspace = ws.data();
   p->workspace_bytes = bytes;
   return ws;
-}
-
-bool env_on(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::string(v) == "1";
-}
-
-// The user's switches (README, "Switches"; paddle_flashmask/switches.py reads
-// the same variables for the torch door).
-flashmask::KernelOptions kernel_options_from_env() {
-  flashmask::KernelOptions o;
-  o.allow_sm90 = !env_on("FLASHMASK_DISABLE_SM90");
-  o.force_low_smem_bwd = env_on("FLASHMASK_FORCE_LOW_SMEM_BWD");
-  return o;
 }
 
 // The core returns 1 for refused params, 2 for a failure while running.
@@ -238,13 +223,13 @@ std::vector<paddle::Tensor> Forward(const paddle::Tensor& query, const paddle::T
                                     const paddle::Tensor& value, const OptTensor& startend,
                                     const paddle::Tensor& seed_offset, const OptTensor& block_mask,
                                     const OptTensor& sink, float dropout, bool causal,
-                                    float softmax_scale) {
+                                    float softmax_scale, int kernel_options) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   paddle::optional<paddle::Tensor> mask;
   if (startend) mask = contiguous(*startend);
   const Extras extras = contiguous_extras(block_mask, sink);
   FwdParams p = make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
-  p.kernels = kernel_options_from_env();
+  p.kernels = flashmask::KernelOptions::from_bits(kernel_options);
   set_extras(&p, extras);
   auto out = paddle::empty(out_shape(q.shape(), v.shape()), q.dtype(), q.place());
   auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
@@ -263,7 +248,7 @@ std::vector<paddle::Tensor> Backward(const paddle::Tensor& query, const paddle::
                                      const OptTensor& sink, const paddle::Tensor& out,
                                      const paddle::Tensor& softmax_lse,
                                      const paddle::Tensor& out_grad, float dropout, bool causal,
-                                     float softmax_scale) {
+                                     float softmax_scale, bool deterministic, int kernel_options) {
   const auto q = contiguous(query), k = contiguous(key), v = contiguous(value);
   const auto o = contiguous(out), dout = contiguous(out_grad), lse = contiguous(softmax_lse);
   paddle::optional<paddle::Tensor> mask;
@@ -298,8 +283,8 @@ std::vector<paddle::Tensor> Backward(const paddle::Tensor& query, const paddle::
   set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
   set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
-  p.deterministic = env_on("FLASHMASK_DETERMINISTIC");
-  p.kernels = kernel_options_from_env();
+  p.deterministic = deterministic;
+  p.kernels = flashmask::KernelOptions::from_bits(kernel_options);
   const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_bwd(&p, device_of(q), stream_of(q)), "flashmask_attention backward");
   return grads;
@@ -312,34 +297,38 @@ std::vector<paddle::Tensor> FlashMaskForward(const paddle::Tensor& q, const padd
                                              const paddle::Tensor& v, const OptTensor& startend,
                                              const paddle::Tensor& seed_offset,
                                              const OptTensor& block_mask, float dropout,
-                                             bool causal, float softmax_scale) {
+                                             bool causal, float softmax_scale, bool deterministic,
+                                             int kernel_options) {
   return Forward(q, k, v, startend, seed_offset, block_mask, paddle::none, dropout, causal,
-                 softmax_scale);
+                 softmax_scale, kernel_options);
 }
 
 std::vector<paddle::Tensor> FlashMaskBackward(
     const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
     const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
     const paddle::Tensor& out, const paddle::Tensor& lse, const paddle::Tensor& out_grad,
-    float dropout, bool causal, float softmax_scale) {
+    float dropout, bool causal, float softmax_scale, bool deterministic, int kernel_options) {
   return Backward(q, k, v, startend, seed_offset, block_mask, paddle::none, out, lse, out_grad,
-                  dropout, causal, softmax_scale);
+                  dropout, causal, softmax_scale, deterministic, kernel_options);
 }
 
 std::vector<paddle::Tensor> FlashMaskSinkForward(
     const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
     const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
-    const paddle::Tensor& sink, float dropout, bool causal, float softmax_scale) {
-  return Forward(q, k, v, startend, seed_offset, block_mask, sink, dropout, causal, softmax_scale);
+    const paddle::Tensor& sink, float dropout, bool causal, float softmax_scale, bool deterministic,
+    int kernel_options) {
+  return Forward(q, k, v, startend, seed_offset, block_mask, sink, dropout, causal, softmax_scale,
+                 kernel_options);
 }
 
 std::vector<paddle::Tensor> FlashMaskSinkBackward(
     const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
     const OptTensor& startend, const paddle::Tensor& seed_offset, const OptTensor& block_mask,
     const paddle::Tensor& sink, const paddle::Tensor& out, const paddle::Tensor& lse,
-    const paddle::Tensor& out_grad, float dropout, bool causal, float softmax_scale) {
+    const paddle::Tensor& out_grad, float dropout, bool causal, float softmax_scale,
+    bool deterministic, int kernel_options) {
   return Backward(q, k, v, startend, seed_offset, block_mask, sink, out, lse, out_grad, dropout,
-                  causal, softmax_scale);
+                  causal, softmax_scale, deterministic, kernel_options);
 }
 
 using OptShape = paddle::optional<std::vector<int64_t>>;
@@ -424,7 +413,11 @@ std::vector<paddle::Tensor> SinkDoubleBackward(const paddle::Tensor& ddq, const 
 
 }  // namespace
 
-#define FLASHMASK_ATTRS {"dropout: float", "causal: bool", "softmax_scale: float"}
+// deterministic and kernel_options (KernelOptions::to_bits) come from the user's
+// switches (paddle_flashmask/switches.py); the infer functions read the first three.
+#define FLASHMASK_ATTRS                                                                    \
+  {"dropout: float", "causal: bool", "softmax_scale: float", "deterministic: bool", \
+   "kernel_options: int"}
 #define FLASHMASK_INPUTS \
   "query", "key", "value", paddle::Optional("startend_row_indices"), "seed_offset", \
       paddle::Optional("block_mask")

@@ -141,14 +141,14 @@ std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, 
                                 const std::optional<at::Tensor>& seed_offset, double dropout,
                                 bool causal, double scale,
                                 const std::optional<at::Tensor>& block_mask,
-                                const std::optional<at::Tensor>& sink, bool allow_sm90) {
+                                const std::optional<at::Tensor>& sink, int64_t kernel_options) {
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
   const at::Tensor q = last_dim_contiguous(query), k = last_dim_contiguous(key),
                    v = last_dim_contiguous(value);
   FwdParams p = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
-  p.kernels.allow_sm90 = allow_sm90;
+  p.kernels = flashmask::KernelOptions::from_bits(static_cast<int>(kernel_options));
   set_extras(&p, q, block_mask, sink);
   at::Tensor out = at::empty(out_sizes(q, v), q.options());
   at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
@@ -173,8 +173,7 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
                                  const at::Tensor& lse_, const at::Tensor& dout_, double dropout,
                                  bool causal, double scale, bool deterministic,
                                  const std::optional<at::Tensor>& block_mask,
-                                 const std::optional<at::Tensor>& sink, bool allow_sm90,
-                                 bool force_low_smem_bwd) {
+                                 const std::optional<at::Tensor>& sink, int64_t kernel_options) {
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
@@ -211,8 +210,7 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
   strides_of(dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
   strides_of(dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
   p.deterministic = deterministic;
-  p.kernels.allow_sm90 = allow_sm90;
-  p.kernels.force_low_smem_bwd = force_low_smem_bwd;
+  p.kernels = flashmask::KernelOptions::from_bits(static_cast<int>(kernel_options));
   const int dev = core_device_of(q);
   const size_t ws_bytes = flashmask_bwd_workspace_size(&p, dev);
   at::Tensor ws;
