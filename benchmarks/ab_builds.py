@@ -1,8 +1,10 @@
 """Two builds of the torch extension timed in one process, alternating rounds:
 the check that a refactor (or a kernel change) keeps the speed.
 
-    python benchmarks/ab_builds.py BASE.so NEW.so [--seqlen 8192] [--head-dim 128]
-                                   [--rounds 3] [--masks ...] [--json PATH]
+    python benchmarks/ab_builds.py run BASE.so NEW.so [--seqlen 8192] [--head-dim 128]
+                                       [--rounds 3] [--masks ...] [--json PATH]
+    python benchmarks/ab_builds.py report JSON --base NAME --new NAME
+        (anywhere: the ab_builds section of RESULTS.md and its plot)
 
 Each .so is a `_flashmask_torch` extension (custom_ops/torch/build.py) loaded
 under its own module object; its forward and backward are called directly, so
@@ -14,6 +16,7 @@ same inputs; their outputs must agree bit for bit in the forward (same SASS
 expected) and to rounding in the backward (atomic dQ order).
 """
 import argparse
+import datetime
 import importlib.machinery
 import importlib.util
 import json
@@ -66,22 +69,10 @@ class Build:
         return grads[:3]
 
 
-def main():
+def run(args):
     import torch
     from gpu_common import cuda_times_ms, paper_case
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("base")
-    ap.add_argument("new")
-    ap.add_argument("--seqlen", type=int, default=8192)
-    ap.add_argument("--head-dim", type=int, default=128)
-    ap.add_argument("--tokens", type=int, default=128 * 1024)
-    ap.add_argument("--heads", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=8)
-    ap.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
-    ap.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "ab_builds.json"))
-    args = ap.parse_args()
     builds = [Build("base", args.base), Build("new", args.new)]
     dev, s, d, h = "cuda", args.seqlen, args.head_dim, args.heads
     batch = args.tokens // s
@@ -125,8 +116,83 @@ def main():
     print(f"new/base over {len(rows)} masks: fwd {min(fr):.3f}-{max(fr):.3f} "
           f"(geomean {statistics.geometric_mean(fr):.3f}), bwd {min(br):.3f}-{max(br):.3f} "
           f"(geomean {statistics.geometric_mean(br):.3f})")
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python benchmarks/ab_builds.py run " + " ".join(sys.argv[2:]),
+            "seqlen": s, "head_dim": d, "batch": batch, "heads": h, "rounds": args.rounds,
+            "reps": args.reps}
     with open(args.json, "w") as f:
-        json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
+        json.dump({**meta, "rows": rows}, f, indent=1)
+
+
+def report(args):
+    """The ab_builds section of RESULTS.md (table + plot of NEW / BASE per mask)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from results import update_section
+
+    data = json.load(open(args.json))
+    rows = data["rows"]
+    ratio = {p: [r["median_ms"]["new"][p] / r["median_ms"]["base"][p] for r in rows] for p in ("fwd", "bwd")}
+    plot = os.path.join(ROOT, "benchmarks", "plots", "ab_builds.png")
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], ratio["fwd"], 0.4, label="forward")
+    ax.bar([x + 0.2 for x in xs], ratio["bwd"], 0.4, label="backward")
+    for y in (0.97, 1.03):
+        ax.axhline(y, color="gray", lw=0.8, ls="--")
+    ax.set_ylim(0.9, 1.1)
+    ax.set_xticks(list(xs), [r["mask"] for r in rows], rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel(f"time {args.new} / {args.base}")
+    ax.set_title(f"{args.new} vs {args.base}, same run ({data['device']}, S={data['seqlen']}, d={data['head_dim']})",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    lines = [f"## Same-run A/B of two builds: {args.new} vs {args.base}", "",
+             f"- date: {data.get('date', '')}", f"- device: {data['device']}; torch {data.get('torch', '')}",
+             f"- command: `{data.get('command', '')}`",
+             f"- B*S = {data['batch'] * data['seqlen']} tokens, H = {data['heads']}, bf16, D = {data['head_dim']}; "
+             f"the paper's masks (seed 0); per mask {data['rounds']} rounds alternating the two builds, "
+             f"each the median of {data['reps']} CUDA-event timings; the table gives the median over rounds.",
+             "- fwd equal: the two forwards (out and lse) are bitwise equal; grad diff: max |difference| of "
+             "dq, dk, dv (atomic dQ adds: rounding order).", "",
+             f"| mask | fwd ms {args.base} | fwd ms {args.new} | fwd ratio | bwd ms {args.base} | "
+             f"bwd ms {args.new} | bwd ratio | fwd equal | grad diff |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r, rf, rb in zip(rows, ratio["fwd"], ratio["bwd"]):
+        m = r["median_ms"]
+        lines.append(f"| {r['mask']} | {m['base']['fwd']:.3f} | {m['new']['fwd']:.3f} | {rf:.3f} | "
+                     f"{m['base']['bwd']:.3f} | {m['new']['bwd']:.3f} | {rb:.3f} | {r['fwd_bitwise_equal']} | "
+                     f"{r['max_grad_diff']:.1e} |")
+    lines += ["", f"Ratios (time {args.new} / time {args.base}): forward {min(ratio['fwd']):.3f}-"
+              f"{max(ratio['fwd']):.3f}, backward {min(ratio['bwd']):.3f}-{max(ratio['bwd']):.3f}.", "",
+              f"![{args.new} / {args.base} time per mask](plots/ab_builds.png)", ""]
+    update_section("ab_builds", "\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("base")
+    r.add_argument("new")
+    r.add_argument("--seqlen", type=int, default=8192)
+    r.add_argument("--head-dim", type=int, default=128)
+    r.add_argument("--tokens", type=int, default=128 * 1024)
+    r.add_argument("--heads", type=int, default=32)
+    r.add_argument("--rounds", type=int, default=3)
+    r.add_argument("--reps", type=int, default=8)
+    r.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
+    r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "ab_builds.json"))
+    rep = sub.add_parser("report")
+    rep.add_argument("json")
+    rep.add_argument("--base", default="base")
+    rep.add_argument("--new", default="new")
+    args = ap.parse_args()
+    run(args) if args.cmd == "run" else report(args)
 
 
 if __name__ == "__main__":
