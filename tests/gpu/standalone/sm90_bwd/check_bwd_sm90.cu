@@ -28,16 +28,11 @@
 #include "core/flashmask_params.h"
 #include "core/mask_bounds.h"
 #include "../check_common.h"
+#include "core/cuda/prep/mask_bounds.h"
 #include "core/cuda/sm90/bwd/entry.h"
 #ifdef WITH_FWD
 #include "core/cuda/sm90/fwd/entry.h"
 #endif
-
-namespace flashmask {
-namespace cuda {
-void launch_mask_bounds(const FwdParams& p, TileBounds* bounds, cudaStream_t stream);  // prep/mask_bounds.cu
-}
-}  // namespace flashmask
 
 using namespace flashmask;
 

@@ -25,12 +25,7 @@
 #include "core/mask_bounds.h"
 #include "core/cuda/sm90/fwd/entry.h"
 #include "../check_common.h"
-
-namespace flashmask {
-namespace cuda {
-void launch_mask_bounds(const FwdParams& p, TileBounds* bounds, cudaStream_t stream);  // prep/mask_bounds.cu
-}
-}  // namespace flashmask
+#include "core/cuda/prep/mask_bounds.h"
 
 using namespace flashmask;
 
