@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/flashmask_api.h"
+#include "core/params_fill.h"
 #include "paddle/common/enforce.h"
 #include "paddle/extension.h"
 
@@ -71,12 +72,10 @@ paddle::Tensor contiguous(const paddle::Tensor& t) {
   return t.is_contiguous() ? t : t.contiguous();
 }
 
-// Row-major [B, S, H, D] strides.
-void set_strides(const paddle::Tensor& t, int64_t* batch, int64_t* row, int64_t* head) {
-  const auto s = t.shape();
-  *head = s[3];
-  *row = s[2] * s[3];
-  *batch = s[1] * s[2] * s[3];
+// A contiguous [B, S, H, D] tensor as the core sees it.
+flashmask::View view_of(const paddle::Tensor& t) {
+  const auto& s = t.shape();
+  return flashmask::contiguous_view(t.data(), {s[0], s[1], s[2], s[3]});
 }
 
 // Device scratch the kernels need (mask tile bounds, delta, fp32 dQ), from
@@ -151,64 +150,43 @@ FwdParams make_fwd_params(const paddle::Tensor& q, const paddle::Tensor& k,
                           const paddle::Tensor& seed_offset, float dropout, bool causal,
                           float softmax_scale) {
   check_sizes(q, k, v);
-  FwdParams p;
-  p.dtype = to_core_dtype(q.dtype());
   require_type(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
                "query, key and value must share one dtype");
-  p.batch = static_cast<int32_t>(q.shape()[0]);
-  p.seqlen_q = static_cast<int32_t>(q.shape()[1]);
-  p.num_heads = static_cast<int32_t>(q.shape()[2]);
-  p.head_dim = static_cast<int32_t>(q.shape()[3]);
-  p.seqlen_k = static_cast<int32_t>(k.shape()[1]);
-  p.num_heads_k = static_cast<int32_t>(k.shape()[2]);
-  p.head_dim_v = static_cast<int32_t>(v.shape()[3]);
-  p.q = q.data();
-  p.k = k.data();
-  p.v = v.data();
-  set_strides(q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride);
-  set_strides(k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride);
-  set_strides(v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride);
-  p.o_head_stride = p.head_dim_v;  // out is [B, Sq, H, Dv], contiguous
-  p.o_row_stride = static_cast<int64_t>(p.num_heads) * p.head_dim_v;
-  p.o_batch_stride = p.seqlen_q * p.o_row_stride;
   if (startend) {
     const auto& m = *startend;
     require_type(m.dtype() == paddle::DataType::INT32, "startend_row_indices must be int32");
     require(m.shape().size() == 4,
             "startend_row_indices must be 4-D [batch, heads, seqlen_k, ncols]");
-    require(m.shape()[0] == p.batch, "startend_row_indices.shape[0] must equal the batch size");
-    require(m.shape()[2] == p.seqlen_k, "startend_row_indices.shape[2] must equal key seqlen");
-    require(m.shape()[1] == 1 || m.shape()[1] == p.num_heads_k || m.shape()[1] == p.num_heads,
+    require(m.shape()[0] == q.shape()[0], "startend_row_indices.shape[0] must equal the batch size");
+    require(m.shape()[2] == k.shape()[1], "startend_row_indices.shape[2] must equal key seqlen");
+    require(m.shape()[1] == 1 || m.shape()[1] == k.shape()[2] || m.shape()[1] == q.shape()[2],
             "startend_row_indices.shape[1] must be 1, num_heads_k or num_heads");
     const int64_t ncols = m.shape()[3];
     require(causal ? (ncols == 1 || ncols == 2) : (ncols == 2 || ncols == 4),
             causal ? "startend_row_indices must have 1 or 2 columns with causal=True"
                    : "startend_row_indices must have 2 or 4 columns with causal=False");
-    p.mask.startend = m.data<int32_t>();
-    p.mask.heads = static_cast<int32_t>(m.shape()[1]);
-    p.mask.ncols = static_cast<int32_t>(m.shape()[3]);
-    p.mask.head_stride = m.shape()[2] * m.shape()[3];
-    p.mask.batch_stride = m.shape()[1] * p.mask.head_stride;
   }
-  p.causal = causal;
   require(std::isfinite(softmax_scale) && softmax_scale >= 0.f,
           "softmax_scale must be positive and finite (0 means head_dim ** -0.5)");
-  p.softmax_scale =
-      softmax_scale > 0.f ? softmax_scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
   require(dropout >= 0.f && dropout < 1.f, "dropout must lie in [0, 1)");
-  p.dropout_p = dropout;
   if (dropout > 0.f) {
     require(seed_offset.dtype() == paddle::DataType::INT64 && seed_offset.numel() == 2,
             "seed_offset must be an int64 tensor of 2 values");
-    if (seed_offset.is_gpu()) {  // read by the kernels: graph-capture safe
-      require(q.is_gpu(), "seed_offset is on the GPU but query on the CPU");
-      p.seed_offset_dev = seed_offset.data<int64_t>();
-    } else {
-      const int64_t* so = seed_offset.data<int64_t>();
-      p.seed = static_cast<uint64_t>(so[0]);
-      p.offset = static_cast<uint64_t>(so[1]);
-    }
+    require(!seed_offset.is_gpu() || q.is_gpu(), "seed_offset is on the GPU but query on the CPU");
   }
+
+  FwdParams p;
+  const float scale = softmax_scale > 0.f ? softmax_scale
+                                          : 1.f / std::sqrt(static_cast<float>(q.shape()[3]));
+  flashmask::fill_attention(&p, to_core_dtype(q.dtype()), view_of(q), view_of(k), view_of(v),
+                            causal, scale);
+  if (startend) {
+    const auto& m = startend->shape();
+    flashmask::fill_mask(&p, startend->data<int32_t>(), m[1], m[2], m[3]);
+  }
+  // seed_offset on the GPU is read by the kernels: graph-capture safe
+  flashmask::fill_dropout(&p, dropout, dropout > 0.f ? seed_offset.data<int64_t>() : nullptr,
+                          seed_offset.is_gpu());
   return p;
 }
 
@@ -234,8 +212,7 @@ std::vector<paddle::Tensor> Forward(const paddle::Tensor& query, const paddle::T
   auto out = paddle::empty(out_shape(q.shape(), v.shape()), q.dtype(), q.place());
   auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
                            q.place());
-  p.out = out.data();
-  p.softmax_lse = lse.data<float>();
+  flashmask::fill_out(&p, view_of(out), lse.data<float>());
   const auto ws = attach_workspace(&p, flashmask_fwd_workspace_size(&p, device_of(q)), q);
   check_status(flashmask_fwd(&p, device_of(q), stream_of(q)), "flashmask_attention forward");
   return {out, lse};
@@ -269,20 +246,13 @@ std::vector<paddle::Tensor> Backward(const paddle::Tensor& query, const paddle::
   auto dq = paddle::empty(q.shape(), q.dtype(), q.place());
   auto dk = paddle::empty(k.shape(), k.dtype(), k.place());
   auto dv = paddle::empty(v.shape(), v.dtype(), v.place());
-  p.out = const_cast<void*>(o.data());
-  p.softmax_lse = const_cast<float*>(lse.data<float>());
-  p.dout = dout.data();
-  p.dq = dq.data();
-  p.dk = dk.data();
-  p.dv = dv.data();
+  flashmask::fill_out(&p, view_of(o), const_cast<float*>(lse.data<float>()));
+  flashmask::fill_grads(&p, dout.data(), view_of(dq), view_of(dk), view_of(dv));
   std::vector<paddle::Tensor> grads = {dq, dk, dv};
   if (extras.sink) {
     grads.push_back(paddle::empty({p.num_heads}, paddle::DataType::FLOAT32, q.place()));
     p.dsink = grads.back().data<float>();
   }
-  set_strides(q, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
-  set_strides(k, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
-  set_strides(v, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
   p.deterministic = deterministic;
   p.kernels = flashmask::KernelOptions::from_bits(kernel_options);
   const auto ws = attach_workspace(&p, flashmask_bwd_workspace_size(&p, device_of(q)), q);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/flashmask_api.h"
+#include "core/params_fill.h"
 
 namespace {
 
@@ -38,10 +39,15 @@ at::Tensor last_dim_contiguous(const at::Tensor& t) {
   return t.clone(at::MemoryFormat::Contiguous);  // (contiguous() would keep a misaligned dense view)
 }
 
-void strides_of(const at::Tensor& t, int64_t* batch, int64_t* row, int64_t* head) {
-  *batch = t.stride(0);
-  *row = t.stride(1);
-  *head = t.stride(2);
+// A [B, S, H, D] tensor (last axis contiguous) as the core sees it.
+flashmask::View view_of(const at::Tensor& t) {
+  flashmask::View v;
+  v.data = t.data_ptr();
+  for (int i = 0; i < 4; ++i) v.size[i] = t.size(i);
+  v.batch_stride = t.stride(0);
+  v.row_stride = t.stride(1);
+  v.head_stride = t.stride(2);
+  return v;
 }
 
 int core_device_of(const at::Tensor& t) { return t.is_cuda() ? kFlashMaskCUDA : kFlashMaskCPU; }
@@ -66,49 +72,28 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   TORCH_CHECK(k.size(0) == v.size(0) && k.size(1) == v.size(1) && k.size(2) == v.size(2),
               "key and value differ in batch, seqlen or heads");
   TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "q, k, v on different devices");
-  FwdParams p;
-  p.dtype = core_dtype(q);
-  p.batch = static_cast<int32_t>(q.size(0));
-  p.seqlen_q = static_cast<int32_t>(q.size(1));
-  p.num_heads = static_cast<int32_t>(q.size(2));
-  p.head_dim = static_cast<int32_t>(q.size(3));
-  p.seqlen_k = static_cast<int32_t>(k.size(1));
-  p.num_heads_k = static_cast<int32_t>(k.size(2));
-  p.head_dim_v = static_cast<int32_t>(v.size(3));
-  TORCH_CHECK(k.size(0) == p.batch && k.size(3) == p.head_dim, "key batch/head_dim differ from query");
-  p.q = q.data_ptr();
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
-  strides_of(q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride);
-  strides_of(k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride);
-  strides_of(v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride);
+  TORCH_CHECK(k.size(0) == q.size(0) && k.size(3) == q.size(3), "key batch/head_dim differ from query");
   if (mask) {
     const at::Tensor& m = *mask;
-    TORCH_CHECK(m.scalar_type() == at::kInt && m.dim() == 4 && m.size(0) == p.batch &&
-                    m.size(2) == p.seqlen_k && m.is_contiguous() && m.device() == q.device(),
+    TORCH_CHECK(m.scalar_type() == at::kInt && m.dim() == 4 && m.size(0) == q.size(0) &&
+                    m.size(2) == k.size(1) && m.is_contiguous() && m.device() == q.device(),
                 "startend_row_indices must be contiguous int32 [B, h, Sk, ncols] on q's device");
-    p.mask.startend = m.data_ptr<int32_t>();
-    p.mask.heads = static_cast<int32_t>(m.size(1));
-    p.mask.ncols = static_cast<int32_t>(m.size(3));
-    p.mask.head_stride = m.size(2) * m.size(3);
-    p.mask.batch_stride = m.size(1) * p.mask.head_stride;
   }
-  p.causal = causal;
-  p.softmax_scale = static_cast<float>(scale);
-  p.dropout_p = static_cast<float>(dropout);
   if (dropout > 0.0) {
     TORCH_CHECK(seed_offset.has_value() && seed_offset->scalar_type() == at::kLong &&
                     seed_offset->numel() == 2 && seed_offset->is_contiguous(),
                 "seed_offset must be a contiguous int64 tensor of 2 values");
-    if (seed_offset->is_cuda()) {
-      TORCH_CHECK(q.is_cuda(), "seed_offset on the GPU but q on the CPU");
-      p.seed_offset_dev = seed_offset->data_ptr<int64_t>();
-    } else {
-      const int64_t* so = seed_offset->data_ptr<int64_t>();
-      p.seed = static_cast<uint64_t>(so[0]);
-      p.offset = static_cast<uint64_t>(so[1]);
-    }
+    TORCH_CHECK(!seed_offset->is_cuda() || q.is_cuda(), "seed_offset on the GPU but q on the CPU");
   }
+  FwdParams p;
+  flashmask::fill_attention(&p, core_dtype(q), view_of(q), view_of(k), view_of(v), causal,
+                            static_cast<float>(scale));
+  if (mask)
+    flashmask::fill_mask(&p, mask->data_ptr<int32_t>(), mask->size(1), mask->size(2), mask->size(3));
+  // seed_offset on the GPU is read by the kernels: graph-capture safe
+  flashmask::fill_dropout(&p, static_cast<float>(dropout),
+                          dropout > 0.0 ? seed_offset->data_ptr<int64_t>() : nullptr,
+                          dropout > 0.0 && seed_offset->is_cuda());
   return p;
 }
 
@@ -152,9 +137,7 @@ std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, 
   set_extras(&p, q, block_mask, sink);
   at::Tensor out = at::empty(out_sizes(q, v), q.options());
   at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
-  p.out = out.data_ptr();
-  strides_of(out, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
-  p.softmax_lse = lse.data_ptr<float>();
+  flashmask::fill_out(&p, view_of(out), lse.data_ptr<float>());
   const int dev = core_device_of(q);
   const size_t ws_bytes = flashmask_fwd_workspace_size(&p, dev);
   at::Tensor ws;
@@ -194,21 +177,13 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
   at::Tensor dq = at::empty(q.sizes(), q.options());
   at::Tensor dk = at::empty(k.sizes(), k.options());
   at::Tensor dv = at::empty(v.sizes(), v.options());
-  p.out = const_cast<void*>(o.data_ptr());
-  strides_of(o, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride);
-  p.softmax_lse = const_cast<float*>(lse.data_ptr<float>());
-  p.dout = dout.data_ptr();
-  p.dq = dq.data_ptr();
-  p.dk = dk.data_ptr();
-  p.dv = dv.data_ptr();
+  flashmask::fill_out(&p, view_of(o), const_cast<float*>(lse.data_ptr<float>()));
+  flashmask::fill_grads(&p, dout.data_ptr(), view_of(dq), view_of(dk), view_of(dv));
   at::Tensor dsink;  // undefined (None in Python) without a sink
   if (sink) {
     dsink = at::empty({p.num_heads}, q.options().dtype(at::kFloat));
     p.dsink = dsink.data_ptr<float>();
   }
-  strides_of(dq, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride);
-  strides_of(dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride);
-  strides_of(dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride);
   p.deterministic = deterministic;
   p.kernels = flashmask::KernelOptions::from_bits(static_cast<int>(kernel_options));
   const int dev = core_device_of(q);
