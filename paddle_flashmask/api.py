@@ -25,7 +25,8 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
     """Exact attention with a column-wise sparse mask (FlashMask, arXiv 2410.01359).
 
     Args:
-        query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 (float32 on CPU too).
+        query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 (float32 on CPU too);
+            head_dim up to 512 on CPU, 256 on GPU (64/96/128/192/256 compiled, others zero-padded).
         key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
         value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v may differ from
             head_dim on CPU (e.g. MLA's 192 / 128); on GPU it must equal head_dim for now.
@@ -82,8 +83,8 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
         ValueError: a tensor is not 4-D; value differs from key other than in head_dim (or at
             all on GPU); batch or head_dim differ between query and key; a zero size or one
             over 2**31 - 1 (batch or num_heads over 65535 on GPU); num_heads is not a
-            multiple of num_heads_k; head_dim outside [1, 512] (or not 64/96/128/192/256 on
-            GPU); a tensor on another device than query; startend_row_indices or block_mask
+            multiple of num_heads_k; head_dim outside [1, 512] (or above 256 on GPU;
+            head dims other than 64/96/128/192/256 run zero-padded to the next one there); a tensor on another device than query; startend_row_indices or block_mask
             with the wrong batch, head count or length, or a column count `causal` does not
             allow; learnable_sink not [num_heads]; block_mask or learnable_sink on GPU (CPU
             only for now); dropout outside [0, 1) or softmax_scale not positive and finite as
@@ -119,10 +120,15 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
 
     if learnable_sink is not None and learnable_sink.dtype != paddle.float32:
         learnable_sink = learnable_sink.astype("float32")  # its gradient casts back
+    head_dim, scale = query.shape[-1], scalars.softmax_scale
+    if scalars.pad_head_dim_to is not None:  # GPU, head dim not compiled: exact zero padding
+        query, key, value = (_zero_pad_head_dim(t, scalars.pad_head_dim_to) for t in (query, key, value))
+        scale = scale if scale is not None else head_dim ** -0.5
     out, softmax_lse = attention_forward(query, key, value, startend_row_indices, seed_offset,
-                                         dropout_p=dropout_p, causal=causal,
-                                         softmax_scale=scalars.softmax_scale, block_mask=block_mask,
-                                         learnable_sink=learnable_sink)
+                                         dropout_p=dropout_p, causal=causal, softmax_scale=scale,
+                                         block_mask=block_mask, learnable_sink=learnable_sink)
+    if scalars.pad_head_dim_to is not None:
+        out = out[..., :head_dim]
     softmax_lse.stop_gradient = True
 
     outputs = [out]
@@ -152,6 +158,13 @@ def window_startend_row_indices(batch: int | paddle.Tensor, seqlen: int | paddle
     columns = window_columns(cols, seqlen, window, causal, paddle.clip)
     idx = paddle.stack(columns, axis=-1).astype("int32").reshape([1, 1, -1, len(columns)])
     return paddle.tile(idx, [batch, 1, 1, 1])
+
+
+def _zero_pad_head_dim(t, size):
+    """t [B, S, H, d] -> [B, S, H, size], zeros appended: q.k and the value
+    columns kept are unchanged, the gradients flow back through the slice."""
+    zeros = paddle.zeros_like(t[..., :1]).tile([1, 1, 1, size - t.shape[-1]])
+    return paddle.concat([t, zeros], axis=-1)
 
 
 def _batch_and_seqlen(query):

@@ -49,6 +49,9 @@ class Scalars(NamedTuple):
     dropout: float
     softmax_scale: Optional[float]
     window: Optional[Tuple[int, int]]
+    # On GPU, a head dim the CUDA kernels are not compiled for runs at the next
+    # compiled size with q, k, v zero-padded (exact); None when no padding is needed.
+    pad_head_dim_to: Optional[int] = None
 
 
 def known(dim):
@@ -172,11 +175,19 @@ def check_qkv(query, key, value):
         raise ValueError(f"query num_heads ({h}) must be a multiple of key num_heads ({hk}) for "
                          "GQA/MQA")
     if known(d):
-        if on_gpu and d not in CUDA_HEAD_DIMS:
-            raise ValueError(f"query head_dim {d} is not supported on GPU; use one of {CUDA_HEAD_DIMS}")
+        if on_gpu and gpu_head_dim(d) is None:
+            raise ValueError(f"query head_dim {d} is not supported on GPU: at most {CUDA_HEAD_DIMS[-1]} "
+                             f"(compiled: {CUDA_HEAD_DIMS}; others run zero-padded to the next one)")
         if not 1 <= d <= MAX_CPU_HEAD_DIM:
             raise ValueError(f"query head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {d}")
     return b, sq, h, d, sk, hk
+
+
+def gpu_head_dim(d):
+    """The compiled head dim that serves head_dim d on GPU: d itself, or the next
+    compiled size (q, k, v zero-padded to it: exact, at that size's cost); None
+    above the largest."""
+    return next((c for c in CUDA_HEAD_DIMS if c >= d), None)
 
 
 def check_seed_offset(seed_offset):
@@ -246,10 +257,12 @@ def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=No
                            learnable_sink=None):
     """query/key/value/indices/fixed_seed_offset/block_mask/learnable_sink:
     TensorFacts (all but q, k, v may be None). Returns the checked Scalars."""
-    b, sq, h, _, sk, hk = check_qkv(query, key, value)
+    b, sq, h, d, sk, hk = check_qkv(query, key, value)
+    served = gpu_head_dim(d) if query.on_gpu and known(d) else d
     scalars = Scalars(as_bool("causal", causal), check_dropout(dropout),
                       check_softmax_scale(softmax_scale),
-                      None if window_size is None else normalize_window(window_size))
+                      None if window_size is None else normalize_window(window_size),
+                      served if served != d else None)
     if fixed_seed_offset is not None:
         check_seed_offset(fixed_seed_offset)
     if window_size is not None:

@@ -23,7 +23,8 @@ def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
 
     Args:
         query: [batch, seqlen_q, num_heads, head_dim], float16/bfloat16 on CUDA
-            (float32 too on the CPU); head_dim in 64, 96, 128, 192, 256 on CUDA.
+            (float32 too on the CPU); head_dim up to 256 on CUDA (64/96/128/192/256 compiled,
+            others zero-padded to the next).
         key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
         value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v != head_dim on CPU only.
         startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols];
@@ -92,9 +93,15 @@ def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     if deterministic is None:
         deterministic = switches.deterministic()
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
+    head_dim = query.shape[-1]
+    if scalars.pad_head_dim_to is not None:  # CUDA, head dim not compiled: exact zero padding
+        query, key, value = (torch.nn.functional.pad(t, (0, scalars.pad_head_dim_to - head_dim))
+                             for t in (query, key, value))
     out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
                                        dropout_p, scalars.causal, scale, bool(deterministic),
                                        block_mask, learnable_sink)
+    if scalars.pad_head_dim_to is not None:
+        out = out[..., :head_dim]
     outputs = [out]
     if return_softmax_lse:
         outputs.append(lse)
