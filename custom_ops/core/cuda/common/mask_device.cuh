@@ -21,6 +21,19 @@ __device__ __forceinline__ int mask_head_of(const FwdParams& p, int h) {
   return h / (p.num_heads / p.num_heads_k);
 }
 
+// Paddle's block_mask: whether the 128x128 block holding the tile whose first
+// row is r0 and first key c0 is kept (no block mask: always). Every kernel
+// tile nests in one such block (tile_size.h), so one lookup decides the tile.
+__device__ __forceinline__ bool block_kept(const FwdParams& p, int b, int h, int r0, int c0) {
+  const BlockMaskArgs& bm = p.block_mask;
+  if (bm.heads == 0) return true;
+  const int hb = bm.heads == 1 ? 0 : bm.heads == p.num_heads ? h : h / (p.num_heads / p.num_heads_k);
+  const int64_t at = b * bm.batch_stride + hb * bm.head_stride +
+                     static_cast<int64_t>(r0 / kBlockMaskSize) * block_mask_blocks(p.seqlen_k) +
+                     c0 / kBlockMaskSize;
+  return __ldg(bm.blocks + at) != 0;
+}
+
 // Bounds of a column when there is no mask tensor: both bands empty.
 __device__ __forceinline__ TileBounds no_mask_bounds(int sq) {
   return TileBounds{sq, sq, sq, sq, 0, 0, 0, 0};

@@ -30,5 +30,12 @@ constexpr int bwd_block_m(int head_dim) { return head_dim <= 64 ? 128 : 64; }
 constexpr int bwd_block_n(int head_dim) { return head_dim <= 128 ? 128 : 64; }
 }  // namespace sm90
 
+// block_mask decides per 128x128 block: every tile above must nest in one.
+static_assert(128 % sm80::kBlockN == 0 && 128 % sm80::kBlockMBwd == 0 && 128 % sm80::fwd_block_m(256) == 0 &&
+                  128 % sm80::fwd_block_m(64) == 0 && 128 % sm80::low_smem_block_n(64) == 0 &&
+                  128 % sm90::kFwdBlockM == 0 && 128 % sm90::fwd_block_n(64) == 0 &&
+                  128 % sm90::bwd_block_m(64) == 0 && 128 % sm90::bwd_block_n(64) == 0,
+              "kernel tiles must nest in 128x128 block_mask blocks");
+
 }  // namespace cuda
 }  // namespace flashmask
