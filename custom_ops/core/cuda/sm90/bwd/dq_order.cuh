@@ -42,10 +42,10 @@ __device__ __forceinline__ void order_scanner_warp(const BwdKernelParams<Traits>
   uint32_t empty_parity = 1;  // the first round finds every slot empty
   walk_blocks<Traits>(
       p, b, hk, n, [&](int, int) {},
-      [&](int, int hm, int m, int) {
+      [&](int hq, int hm, int m, int) {
         // the writer has read the slot's previous value
         if (lane == 0) mbarrier_wait_parity(&r.empty[slot], empty_parity);
-        const int target = next_visible_block<Traits::kBlockM, Traits::kBlockN>(p, b, hm, m, n) + 1;
+        const int target = next_visible_block<Traits::kBlockM, Traits::kBlockN>(p, b, hq, hm, m, n) + 1;
         if (lane == 0) {
           r.target[slot] = target;
           cutlass::arch::ClusterBarrier::arrive(&r.full[slot]);

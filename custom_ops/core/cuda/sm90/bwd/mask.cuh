@@ -46,10 +46,13 @@ FM90_HD int block_kind_col(const TileBounds& t, int m, int n, int seqlen_q, int 
   return static_cast<int>(k);
 }
 
-// Whether block (m, n) is not fully masked for mask head hm (the deterministic
-// order's scans; the walks classify once per head instead).
+// Whether block (m, n) is not fully masked for mask head hm and, with
+// bm_row (BlockMaskView::row of the query head; nullptr: ignore), kept by the
+// block mask (the deterministic order's scans; the walks classify once per
+// head instead).
 template <int BM, int BN, class P>
-__device__ __forceinline__ bool block_visible(const P& p, int b, int hm, int m, int n) {
+__device__ __forceinline__ bool block_visible(const P& p, int b, int hm, const int32_t* bm_row, int m, int n) {
+  if (!p.block_mask.kept(bm_row, m * BM, n * BN)) return false;
   const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
   return block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal) !=
          static_cast<int>(TileKind::kFullyMasked);
@@ -76,26 +79,29 @@ FM90_HD int m_block_begin(int n, int seqlen_q, int seqlen_k, bool causal) {
 // for that bound (nothing past it is visible anyway), so its two loads are
 // one L2 round trip, not two. One warp; all lanes get it.
 template <int BM, int BN, class P>
-__device__ __forceinline__ int next_visible_block(const P& p, int b, int hm, int m, int n) {
+__device__ __forceinline__ int next_visible_block(const P& p, int b, int hq, int hm, int m, int n) {
   const int n_blocks = (p.seqlen_k + BN - 1) / BN;
   const int lane = threadIdx.x % 32;
-  // without a mask tensor the visible key blocks of a query block are a prefix
-  const int span = p.bounds == nullptr ? 1 : 32;
+  const int32_t* bm_row = p.block_mask.row(b, hq, p.num_heads, p.num_heads_k);
+  // without a mask tensor or a block mask the visible key blocks of a query block are a prefix
+  const bool prefix = p.bounds == nullptr && bm_row == nullptr;
+  const int span = prefix ? 1 : 32;
   const int last = p.last_visible == nullptr
                        ? n_blocks - 1
                        : p.last_visible[(static_cast<int64_t>(b) * p.mask_heads + hm) * p.m_blocks + m];
   for (int base = n + 1; base < n_blocks; base += span) {
     const int n2 = base + lane;
-    const bool vis = lane < span && n2 < n_blocks && block_visible<BM, BN>(p, b, hm, m, n2);
+    const bool vis = lane < span && n2 < n_blocks && block_visible<BM, BN>(p, b, hm, bm_row, m, n2);
     const unsigned bal = __ballot_sync(0xffffffffu, vis);
     if (bal != 0u) return base + (__ffs(bal) - 1);  // lowest lane = lowest block
-    if (p.bounds == nullptr || base + span > last) break;
+    if (prefix || base + span > last) break;
   }
   return -1;
 }
 
 // Deterministic mode with a mask tensor, before the main kernel: the last key
-// block that query block m sees, per (b, mask head, m) (-1: none). One warp
+// block that query block m sees, per (b, mask head, m) (-1: none), without the
+// block mask (per query head): an upper bound is all the scan needs. One warp
 // per query block, 32 key blocks per step from the last one down.
 template <int BM, int BN, class P>
 __global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant__ P p) {
@@ -108,7 +114,7 @@ __global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant
   int last = -1;
   for (int top = (p.seqlen_k + BN - 1) / BN - 1; top >= 0; top -= 32) {
     const int n = top - lane;
-    const bool vis = n >= 0 && block_visible<BM, BN>(p, b, hm, m, n);
+    const bool vis = n >= 0 && block_visible<BM, BN>(p, b, hm, nullptr, m, n);
     const unsigned bal = __ballot_sync(0xffffffffu, vis);
     if (bal != 0u) {
       last = top - (__ffs(bal) - 1);  // lowest lane = highest block
@@ -135,7 +141,8 @@ FM90_HD int next_candidate_block(const TileBounds& t, int m, int seqlen_q) {
 
 // Every role's walk over the visited (query head, query block) pairs of key
 // block n: on_head(hq, hm) once per query head of the GQA group, then
-// on_block(hq, hm, m, kind) for each block that is not fully masked.
+// on_block(hq, hm, m, kind) for each block that is not fully masked (by the
+// column mask or the block mask).
 template <typename Traits, class P, class OnHead, class OnBlock>
 __device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, OnHead&& on_head,
                                             OnBlock&& on_block) {
@@ -146,11 +153,16 @@ __device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, On
     const int hq = hk * group + gi;
     const int hm = mask_head_of(hq, p.mask_heads, p.num_heads, p.num_heads_k);
     const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
+    const int32_t* bm_row = p.block_mask.row(b, hq, p.num_heads, p.num_heads_k);
     on_head(hq, hm);
     for (int m = m_begin; m < p.m_blocks;) {
       const int kind = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal);
       if (kind == static_cast<int>(TileKind::kFullyMasked)) {
         m = next_candidate_block<BM>(t, m, p.seqlen_q);
+        continue;
+      }
+      if (!p.block_mask.kept(bm_row, m * BM, n * BN)) {
+        ++m;
         continue;
       }
       on_block(hq, hm, m, kind);

@@ -32,6 +32,7 @@
 #include <cutlass/pipeline/pipeline.hpp>
 
 #include "core/cuda/common/tile_size.h"
+#include "core/cuda/sm90/common/mask.cuh"
 #include "core/mask_bounds.h"
 
 namespace flashmask {
@@ -259,6 +260,7 @@ struct BwdKernelParams {
   int64_t mask_batch_stride, mask_head_stride;
   const TileBounds* bounds;  // prep/mask_bounds.cu workspace, [b][hm][n_tiles64]
   int32_t n_tiles64;
+  BlockMaskView block_mask;  // Paddle's block_mask (blocks == nullptr: none)
 
   int32_t batch, num_heads, num_heads_k, seqlen_q, seqlen_k, m_blocks;
   bool causal, deterministic;

@@ -47,6 +47,28 @@ FM90_HD int mask_head_of(int h, int mask_heads, int num_heads, int num_heads_k) 
   return h / (num_heads / num_heads_k);
 }
 
+// Paddle's block_mask (flashmask_params.h) on the sm90 path: row(b, h) is
+// the [ceil(Sq/128)][cols] block row of batch b, query head h, or nullptr
+// without a block mask; kept() decides a (BM x BN) block, which nests in one
+// 128 x 128 block (tile_size.h), by one load.
+struct BlockMaskView {
+  const int32_t* blocks;  // nullptr: no block mask
+  int32_t heads, cols;    // cols = ceil(seqlen_k / 128)
+  int64_t batch_stride, head_stride;
+
+  FM90_HD const int32_t* row(int b, int h, int num_heads, int num_heads_k) const {
+    if (blocks == nullptr) return nullptr;
+    return blocks + b * batch_stride + mask_head_of(h, heads, num_heads, num_heads_k) * head_stride;
+  }
+  FM90_HD bool kept(const int32_t* row, int r0, int c0) const {
+#if defined(__CUDA_ARCH__)
+    return row == nullptr || __ldg(row + (r0 / kBlockMaskSize) * cols + c0 / kBlockMaskSize) != 0;
+#else
+    return row == nullptr || row[(r0 / kBlockMaskSize) * cols + c0 / kBlockMaskSize] != 0;
+#endif
+  }
+};
+
 // block_kind() values: TileKind's three, plus mask_bounds.h's causal-only
 // kind for the partial blocks masked by causality alone (here only blocks
 // with no padding keys: the consumers' causal test does not mask those).

@@ -1,9 +1,11 @@
 // Host side, shared by the sm90 forward and backward launchers: the fields
 // both kernel-parameter structs carry (the column mask, the sizes, causal and
-// the softmax scale), filled from the framework-neutral params one way.
+// the block mask, the softmax scale), filled from the framework-neutral
+// params one way.
 #pragma once
 
 #include "core/flashmask_params.h"
+#include "core/cuda/sm90/common/mask.cuh"
 #include "core/mask_bounds.h"
 
 namespace flashmask {
@@ -20,6 +22,10 @@ inline void set_shared_params(KernelParamsT& kp, const FwdParams& p, const TileB
   kp.mask_batch_stride = p.mask.batch_stride;
   kp.mask_head_stride = p.mask.head_stride;
   kp.bounds = has_mask ? bounds : nullptr;
+  const bool has_blocks = p.block_mask.heads != 0;
+  kp.block_mask = BlockMaskView{has_blocks ? p.block_mask.blocks : nullptr, has_blocks ? p.block_mask.heads : 1,
+                                static_cast<int32_t>(block_mask_blocks(p.seqlen_k)), p.block_mask.batch_stride,
+                                p.block_mask.head_stride};
   kp.n_tiles64 = (p.seqlen_k + kPrepTile - 1) / kPrepTile;
   kp.batch = p.batch;
   kp.num_heads = p.num_heads;

@@ -117,11 +117,13 @@ struct ProducerMainloop {
                                 : nullptr;
       const int r0 = w.m * BM, r1 = min(r0 + BM, p.seqlen_q);
       const int n_end = n_block_end<BN>(g, r1);
+      const int32_t* bm_row = p.block_mask.row(w.b, w.h, p.num_heads, p.num_heads_k);
 
       int prev = -1;
       for (int base = n_end - 1; base >= 0; base -= 32) {
         const int n_lane = base - lane;
-        const int kind_lane = n_lane >= 0 ? block_kind<BN>(g, tb, r0, r1, n_lane) : 0;
+        const int kind_lane =
+            n_lane >= 0 && p.block_mask.kept(bm_row, r0, n_lane * BN) ? block_kind<BN>(g, tb, r0, r1, n_lane) : 0;
         unsigned todo = __ballot_sync(0xffffffffu, kind_lane != 0);
         while (todo != 0u) {
           const int l = __ffs(todo) - 1;  // lowest lane = highest block
