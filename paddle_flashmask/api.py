@@ -55,7 +55,7 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             equals startend_row_indices.shape[1] (1, num_heads_k or num_heads when there is none;
             Paddle requires startend_row_indices, we also take it alone). Masked blocks are
             skipped, so they cost nothing. Any head dim and length (Paddle's needs head dim 128,
-            S <= 128K). CPU only for now.
+            S <= 128K).
         learnable_sink: FlashMask V4's attention sink, [num_heads], float32 or query's dtype:
             one logit per query head that joins every row's softmax denominator and carries
             no value: out_i = sum_j exp(s_ij - lse_i) v_j with s_ij = softmax_scale * q_i.k_j and
@@ -63,7 +63,7 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             the sink logit is NOT multiplied by softmax_scale, the returned softmax_lse
             includes the sink, and dropout (if any) drops key weights only. Its gradient is
             dsink_h = -sum_{b,i} exp(sink_h - lse_i) * rowsum(dout_i * out_i). A row that sees
-            no key gives out 0 and lse = sink_h (no NaN). CPU only for now.
+            no key gives out 0 and lse = sink_h (no NaN).
         name: unused; kept for Paddle's signature.
         Python or numpy scalars are accepted.
 

@@ -28,8 +28,6 @@ INDICES = "startend_row_indices"
 MAX_INT32 = 2**31 - 1
 # The CUDA grids are (tiles, num_heads, batch): grid dims y and z stop at 65535.
 MAX_GPU_GRID_YZ = 65535
-# What only the CPU kernel serves so far (both doors refuse them on GPU tensors).
-CPU_ONLY_FEATURES = "learnable_sink, block_mask and a value head dim unlike the query/key one"
 # Paddle 3.x's block_mask granularity: one entry per 128 x 128 (query, key) block.
 BLOCK_MASK_SIZE = 128
 
@@ -273,11 +271,6 @@ def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=No
     if indices is not None:
         check_indices(indices, causal=scalars.causal, batch=b, seqlen_k=sk, num_heads=h,
                       num_heads_k=hk, device=query.device)
-    if query.on_gpu:  # the CUDA kernels do not serve these yet: refuse, never ignore
-        for name, t in (("block_mask", block_mask), ("learnable_sink", learnable_sink)):
-            if t is not None:
-                raise ValueError(f"{name} is supported on CPU only for now; the CUDA kernels do not "
-                                 f"serve {CPU_ONLY_FEATURES} yet")
     if block_mask is not None:
         check_block_mask(block_mask, batch=b, seqlen_q=sq, seqlen_k=sk, num_heads=h, num_heads_k=hk,
                          mask_heads=None if indices is None else indices.shape[1], device=query.device)

@@ -53,24 +53,23 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
     query/key/value: [batch, heads, seqlen, head_dim] (paddleformers' layout).
     attn_mask_startend_row_indices: int32 [B, 1 | Hk | H, Sk, ncols] or [B, 1, Sk]
     (read as one column). sink: per-head logits [H] (GPT-OSS), served as our
-    learnable_sink with paddleformers' semantics where our kernels have sinks
-    (the CPU for now). Returns (out [batch, seqlen, heads * head_dim_v], None).
+    learnable_sink with paddleformers' semantics (CPU and GPU). Returns (out [batch, seqlen, heads * head_dim_v], None).
 
     The result equals paddleformers' `eager` attention on the same call:
     `scaling` is honoured, except for the callers in BUILTIN_SCALE_CALLERS,
     which get the built-in "flashmask" convention they were written for.
-    Calls with a sink on GPU (our CUDA kernels have no sinks yet), or with only
-    a dense `attention_mask` (which need not be column-wise expressible), go to
-    paddleformers' own implementation.
+    Calls with only a dense `attention_mask` (which need not be column-wise
+    expressible) go to paddleformers' `eager` attention.
     """
     if scaling is None or sys._getframe(1).f_globals.get("__name__") in BUILTIN_SCALE_CALLERS:
         scaling = query.shape[-1] ** -0.5
     indices = attn_mask_startend_row_indices
-    if not _kernel_serves(query, sink, attention_mask, indices):
-        fallback = _paddleformers_attention(query, sink, indices)
-        return fallback(module, query, key, value, attention_mask=attention_mask,
-                        attn_mask_startend_row_indices=indices, dropout=dropout, sink=sink,
-                        scaling=scaling, is_causal=is_causal, **kwargs)
+    if not _kernel_serves(attention_mask, indices):
+        from paddleformers.nn.attention.eager_attention import eager_attention_forward
+
+        return eager_attention_forward(module, query, key, value, attention_mask=attention_mask,
+                                       attn_mask_startend_row_indices=indices, dropout=dropout, sink=sink,
+                                       scaling=scaling, is_causal=is_causal, **kwargs)
     query, key, value = (t.transpose([0, 2, 1, 3]) for t in (query, key, value))
     if indices is None:
         causal = is_causal if is_causal is not None else (
@@ -87,26 +86,10 @@ def flashmask_attention_forward(module, query, key, value, attention_mask=None,
     return out.reshape([0, 0, out.shape[2] * out.shape[3]]), None
 
 
-def _kernel_serves(query, sink, attention_mask, indices):
-    """Whether our kernel takes this call; the one place that decides. Learnable
-    sinks (GPT-OSS) run on our kernel where it has them: the CPU for now."""
-    if sink is not None and not query.place.is_cpu_place():
-        return False
+def _kernel_serves(attention_mask, indices):
+    """Whether our kernel takes this call; the one place that decides: every
+    call with column indices, or with no mask at all (sinks included)."""
     return indices is not None or attention_mask is None
-
-
-def _paddleformers_attention(query, sink, indices):
-    """paddleformers' own function for a call we hand over: its built-in
-    "flashmask" (a CUDA kernel with sink support, which ignores dense masks) for
-    sinks with indices on GPU, else `eager`, which runs anywhere and reads
-    indices, dense masks and sinks."""
-    if sink is not None and indices is not None and not query.place.is_cpu_place():
-        from paddleformers.nn.attention.flashmask_attention import flashmask_attention_forward
-
-        return flashmask_attention_forward
-    from paddleformers.nn.attention.eager_attention import eager_attention_forward
-
-    return eager_attention_forward
 
 
 def _causal_for_columns(ncols, is_causal):

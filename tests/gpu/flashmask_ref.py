@@ -75,9 +75,11 @@ def dense_allowed(idx, causal, sq, sk, device):
     return ~masked
 
 
-def attention_ref(q, k, v, allowed, scale, keep=None, p_drop=0.0, upcast=True):
+def attention_ref(q, k, v, allowed, scale, keep=None, p_drop=0.0, upcast=True, sink=None):
     """softmax(scale QK^T, masked) V; rows with no allowed key -> 0, lse -inf.
-    upcast: all math in fp32 (ground truth); else matmuls in the inputs' dtype."""
+    upcast: all math in fp32 (ground truth); else matmuls in the inputs' dtype.
+    sink: [H] logits that join every row's denominator unscaled, with no value
+    (lse includes them; a row with no allowed key gets lse = sink)."""
     dtype = q.dtype
     if upcast:
         q, k, v = q.float(), k.float(), v.float()
@@ -94,9 +96,14 @@ def attention_ref(q, k, v, allowed, scale, keep=None, p_drop=0.0, upcast=True):
             a = a.repeat_interleave(h // a.shape[1], dim=1)
         s = s.masked_fill(~a, float("-inf"))
     m = s.amax(dim=-1, keepdim=True)
+    if sink is not None:
+        sink_col = sink.float().view(1, h, 1, 1)
+        m = torch.maximum(m, sink_col)
     m_safe = torch.where(torch.isinf(m), torch.zeros_like(m), m)
     e = torch.exp(s - m_safe)
     den = e.sum(dim=-1, keepdim=True)
+    if sink is not None:
+        den = den + torch.exp(sink_col - m_safe)
     p = e / torch.where(den > 0, den, torch.ones_like(den))
     lse = (torch.log(den) + m_safe).squeeze(-1)
     if keep is not None:

@@ -1,6 +1,8 @@
 """The torch door on CPU tensors with learnable_sink, block_mask and Dv != D,
-against a float64 dense torch reference; CUDA tensors refuse them (the CUDA
-kernels do not have them yet). Skipped where torch or the extension is missing."""
+against a float64 dense torch reference; CUDA tensors refuse Dv != D (the CUDA
+kernels do not have it yet; their sink and block_mask tests are
+test_sink_gpu.py and test_block_mask_gpu.py). Skipped where torch or the
+extension is missing."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -53,11 +55,7 @@ def test_sink_block_mask_and_dv_on_cpu(causal, ncols):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
-def test_cuda_tensors_refuse_cpu_only_features():
+def test_cuda_tensors_refuse_value_head_dim_unlike_key():
     q = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-    with pytest.raises(ValueError, match="learnable_sink is supported on CPU only"):
-        flashmask_attention(q, q, q, learnable_sink=torch.zeros(2, device="cuda"))
-    with pytest.raises(ValueError, match="block_mask is supported on CPU only"):
-        flashmask_attention(q, q, q, block_mask=torch.ones(1, 1, 1, 1, dtype=torch.int32, device="cuda"))
     with pytest.raises(ValueError, match="value head_dim 32 differs"):
         flashmask_attention(q, q, q[..., :32].contiguous())

@@ -18,6 +18,33 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+// The end of one row's online softmax: from its max m (raw score units; -inf
+// when no key reached it), its quad-summed l = sum exp((s - m) * scale) and
+// the learnable sink's logit (natural-log units, not scaled; -inf: none),
+//   lse = log(l * exp(m * scale) + exp(sink)),   O = acc * norm.
+// A row no key reached (l == 0) gives O = 0 (`seen` false: the epilogue
+// selects 0, so a masked-zero P times a NaN/Inf value cannot reach it) and
+// lse = sink (-inf without one). A NaN l (a NaN score) gives NaN norm and
+// lse: never hidden as a masked row (as the CPU kernel, fwd_cpu.cc).
+struct RowNorm {
+  float norm, lse;
+  bool seen;
+};
+__device__ __forceinline__ RowNorm row_norm(float m, float l, float scale, float sink) {
+  if (l == 0.f) return RowNorm{0.f, sink, false};
+  const float m_nat = m * scale;
+  if (sink == -CUDART_INF_F) return RowNorm{1.f / l, m_nat + logf(l), true};
+  const float top = fmaxf(m_nat, sink);  // no overflow for either term
+  const float e_m = expf(m_nat - top);
+  const float denom = l * e_m + expf(sink - top);
+  return RowNorm{e_m / denom, top + logf(denom), true};
+}
+
+// The sink logit of query head h (-inf without a sink).
+__device__ __forceinline__ float sink_logit(const float* learnable_sink, int h) {
+  return learnable_sink != nullptr ? learnable_sink[h] : -CUDART_INF_F;
+}
+
 template <int MT>
 struct OnlineSoftmax {
   float row_max[MT][2], row_sum[MT][2];

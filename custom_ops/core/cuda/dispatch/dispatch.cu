@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "core/cuda/common/cuda_check.h"
+#include "core/cuda/common/sink_grad.h"
 #include "core/cuda/common/tile_size.h"
 #include "core/cuda/dispatch/flashmask_cuda.h"
 #include "core/cuda/dispatch/kernel_table.h"
@@ -52,7 +53,6 @@ void check_supported(const FwdParams& p, size_t need) {
   // Not in the CUDA kernels yet (the CPU kernel has them): refuse, never ignore.
   if (value_head_dim(p) != p.head_dim)
     throw std::runtime_error("CUDA kernels need the value head dim equal to the query/key one");
-  if (p.learnable_sink != nullptr) throw std::runtime_error("CUDA kernels do not take learnable_sink yet");
   if (p.block_mask.heads != 0) throw std::runtime_error("CUDA kernels do not take block_mask yet");
   if (!sm80_fwd_has_head_dim(p.head_dim) || !sm80_bwd_has_head_dim(p.head_dim))
     throw std::runtime_error("CUDA kernels support head_dim 64, 96, 128, 192, 256");
@@ -142,6 +142,9 @@ void flashmask_bwd(const BwdParams& p, void* stream) {
     if (st % 8 != 0) throw std::runtime_error("CUDA kernels need dq, dk, dv strides that are multiples of 8 elements");
   if (p.batch == 0 || p.num_heads == 0) return;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const bool sink_grad = p.learnable_sink != nullptr && p.dsink != nullptr;
+  if (sink_grad && (p.seqlen_q == 0 || p.seqlen_k == 0))  // no rows, or O = 0 and delta = 0 everywhere
+    check_cuda(cudaMemsetAsync(p.dsink, 0, p.num_heads * sizeof(float), s), "dsink memset");
   if (p.seqlen_q == 0) return;
   if (p.seqlen_k == 0) {  // no keys: dq = 0
     for (int b = 0; b < p.batch; ++b)
@@ -156,17 +159,21 @@ void flashmask_bwd(const BwdParams& p, void* stream) {
   float* delta = reinterpret_cast<float*>(ws + plan.delta_offset());
   void* scratch = ws + plan.scratch_offset();
   if (p.mask.ncols > 0) launch_mask_bounds(p, bounds, s);
+  if (plan.family == KernelFamily::kSm90) {
 #ifdef FLASHMASK_WITH_SM90
-  if (plan.family == KernelFamily::kSm90) return sm90::run_bwd(p, bounds, delta, scratch, s);
+    sm90::run_bwd(p, bounds, delta, scratch, s);  // writes delta too
 #endif
-  float* dq_accum = p.deterministic ? nullptr : static_cast<float*>(scratch);
-  launch_bwd_delta(p, delta, s);
-  if (dq_accum != nullptr) check_cuda(cudaMemsetAsync(dq_accum, 0, plan.scratch_bytes, s), "dq accumulator memset");
-  if (p.dtype == DType::kFloat16)
-    run_sm80_bwd<__half>(p, bounds, delta, dq_accum, s);
-  else
-    run_sm80_bwd<__nv_bfloat16>(p, bounds, delta, dq_accum, s);
-  if (dq_accum != nullptr) launch_dq_convert(p, dq_accum, s);
+  } else {
+    float* dq_accum = p.deterministic ? nullptr : static_cast<float*>(scratch);
+    launch_bwd_delta(p, delta, s);
+    if (dq_accum != nullptr) check_cuda(cudaMemsetAsync(dq_accum, 0, plan.scratch_bytes, s), "dq accumulator memset");
+    if (p.dtype == DType::kFloat16)
+      run_sm80_bwd<__half>(p, bounds, delta, dq_accum, s);
+    else
+      run_sm80_bwd<__nv_bfloat16>(p, bounds, delta, dq_accum, s);
+    if (dq_accum != nullptr) launch_dq_convert(p, dq_accum, s);
+  }
+  if (sink_grad) launch_sink_grad(p, delta, s);
 }
 
 }  // namespace cuda

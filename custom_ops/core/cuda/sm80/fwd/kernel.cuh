@@ -200,26 +200,27 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   // 0) no barrier followed them yet, and the epilogue rewrites those rows.
   // (Unconditional: the conditional form changed the loop's register allocation.)
   __syncthreads();
-  // Epilogue: O / l (x 1/(1-p) under dropout), lse; rows that saw no key -> 0, -inf.
+  // Epilogue: O / l (x 1/(1-p) under dropout) and lse, with the sink's term
+  // (row_norm); rows that saw no key -> 0 and lse -inf (the sink's logit).
   // O goes through this warp's own rows of sQ (no other warp reads them) so
   // that each lane stores 16 contiguous bytes (fragment lanes hold 4).
   T* o = static_cast<T*>(p.out) + b * p.o_batch_stride + h * p.o_head_stride;
   float* lse = p.softmax_lse + (static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q;
   sm.finalize();
+  const float sink = sink_logit(p.learnable_sink, h);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       const int row = wrow0 + mt * 16 + g + hr * 8, i = r0 + row;
-      const float l = sm.row_sum[mt][hr];
-      float inv = l > 0.f ? 1.f / l : 0.f;
-      if (dropout) inv *= drop.rescale;
+      const RowNorm rn = row_norm(sm.row_max[mt][hr], sm.row_sum[mt][hr], p.softmax_scale, sink);
+      const float norm = dropout ? rn.norm * drop.rescale : rn.norm;
 #pragma unroll
       for (int dt = 0; dt < NT_O; ++dt)
         *reinterpret_cast<uint32_t*>(sQ + row * LD + dt * 8 + 2 * t4) =
-            Mma<T>::pack(acc_o[mt][dt][hr * 2] * inv, acc_o[mt][dt][hr * 2 + 1] * inv);
-      if (t4 == 0 && i < p.seqlen_q)
-        lse[i] = l > 0.f ? sm.row_max[mt][hr] * p.softmax_scale + logf(l) : -CUDART_INF_F;
+            Mma<T>::pack(rn.seen ? acc_o[mt][dt][hr * 2] * norm : 0.f,
+                         rn.seen ? acc_o[mt][dt][hr * 2 + 1] * norm : 0.f);
+      if (t4 == 0 && i < p.seqlen_q) lse[i] = rn.lse;
     }
   __syncwarp();
   constexpr int kChunks = D / 8;  // 16-byte chunks per row

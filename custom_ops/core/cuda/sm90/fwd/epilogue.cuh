@@ -1,6 +1,7 @@
 // Epilogue of one work tile, per consumer thread: O / l in the element type,
-// and lse from the lane that holds column 0 of a row; rows that saw no key
-// get O = 0, lse = -inf, rows past seqlen_q are not written.
+// and lse from the lane that holds column 0 of a row, the sink's term
+// included; rows that saw no key get O = 0 and lse = -inf (the sink's logit),
+// rows past seqlen_q are not written.
 //   stage_tile_o: O into shared memory (the tile's own Q buffer, free once its
 //                 last Q K^T is done), for the warpgroup's TMA stores;
 //   write_tile:   O straight from registers, 2 adjacent columns (4 bytes)
@@ -16,13 +17,13 @@ namespace cuda {
 namespace sm90 {
 
 template <typename Traits, int kRows, class CO>
-__device__ __forceinline__ void write_lse(const KernelParams<Traits>& p, const float (&lse)[kRows], const CO& c_rc,
+__device__ __forceinline__ void write_lse(const KernelParams<Traits>& p, const RowNorm (&rn)[kRows], const CO& c_rc,
                                           int b, int h, int m) {
   float* lse_row = p.lse + (static_cast<int64_t>(b) * p.num_heads + h) * p.seqlen_q;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int i = m * Traits::kBlockM + get<0>(c_rc(r, 0));
-    if (i < p.seqlen_q && get<1>(c_rc(r, 0)) == 0) lse_row[i] = lse[r];
+    if (i < p.seqlen_q && get<1>(c_rc(r, 0)) == 0) lse_row[i] = rn[r].lse;
   }
 }
 
@@ -33,13 +34,13 @@ template <typename Traits, class TO, class TOs, class TC, int kRows>
 __device__ __forceinline__ void stage_tile_o(const KernelParams<Traits>& p, TO& tOrO, TOs&& sO_thr, const TC& c_rc,
                                              OnlineSoftmax<kRows>& sm, int b, int h, int m) {
   using Element = typename Traits::Element;
-  float inv[kRows], lse[kRows];
-  sm.finalize(p.softmax_scale, inv, lse);
+  RowNorm rn[kRows];
+  sm.finalize(p.softmax_scale, sink_logit(p.learnable_sink, h), rn);
   Tensor o_rc = make_tensor(tOrO.data(), rowcol_layout(tOrO.layout()));
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
 #pragma unroll
-    for (int c = 0; c < size<1>(o_rc); ++c) o_rc(r, c) *= inv[r];
+    for (int c = 0; c < size<1>(o_rc); ++c) o_rc(r, c) = rn[r].seen ? o_rc(r, c) * rn[r].norm : 0.f;
   Tensor rO = make_tensor<Element>(tOrO.layout());
   convert_into(tOrO, rO);
 #pragma unroll
@@ -49,15 +50,15 @@ __device__ __forceinline__ void stage_tile_o(const KernelParams<Traits>& p, TO& 
     pr[1] = rO(i + 1);
     *reinterpret_cast<cutlass::Array<Element, 2>*>(&sO_thr(i)) = pr;
   }
-  write_lse<Traits>(p, lse, c_rc, b, h, m);
+  write_lse<Traits>(p, rn, c_rc, b, h, m);
 }
 
 template <typename Traits, class TO, class TC, int kRows>
 __device__ __forceinline__ void write_tile(const KernelParams<Traits>& p, TO& o_rc, const TC& c_rc,
                                            OnlineSoftmax<kRows>& sm, int b, int h, int m) {
   using Element = typename Traits::Element;
-  float inv[kRows], lse[kRows];
-  sm.finalize(p.softmax_scale, inv, lse);
+  RowNorm rn[kRows];
+  sm.finalize(p.softmax_scale, sink_logit(p.learnable_sink, h), rn);
   Element* out = static_cast<Element*>(p.out) + b * p.o_batch_stride + h * p.o_head_stride;
   const int row0 = m * Traits::kBlockM;
 #pragma unroll
@@ -69,12 +70,12 @@ __device__ __forceinline__ void write_tile(const KernelParams<Traits>& p, TO& o_
     for (int c = 0; c < size<1>(o_rc); c += 2) {  // (c, c + 1) are adjacent columns
       const int col = get<1>(c_rc(r, c));
       cutlass::Array<Element, 2> pair;
-      pair[0] = Element(o_rc(r, c) * inv[r]);
-      pair[1] = Element(o_rc(r, c + 1) * inv[r]);
+      pair[0] = Element(rn[r].seen ? o_rc(r, c) * rn[r].norm : 0.f);
+      pair[1] = Element(rn[r].seen ? o_rc(r, c + 1) * rn[r].norm : 0.f);
       *reinterpret_cast<cutlass::Array<Element, 2>*>(orow + col) = pair;
     }
   }
-  write_lse<Traits>(p, lse, c_rc, b, h, m);
+  write_lse<Traits>(p, rn, c_rc, b, h, m);
 }
 
 }  // namespace sm90

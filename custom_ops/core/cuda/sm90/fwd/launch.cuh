@@ -74,6 +74,7 @@ void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t str
   kp.o_row_stride = p.o_row_stride;
   kp.o_head_stride = p.o_head_stride;
   kp.lse = p.softmax_lse;
+  kp.learnable_sink = p.learnable_sink;
   set_shared_params<kPrepTileN>(kp, p, bounds);
   const bool has_mask = p.mask.ncols > 0;
   kp.m_blocks = (p.seqlen_q + BM - 1) / BM;

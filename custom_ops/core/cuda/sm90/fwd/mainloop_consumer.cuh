@@ -219,7 +219,7 @@ struct ConsumerMainloop {
         warpgroup_fence_operand(tOrO);
         pipe_v.consumer_release(v_read);
         ++v_read;
-      } else {  // every key block is masked: O = 0, lse = -inf
+      } else {  // every key block is masked: O = 0, lse = -inf (the sink's logit)
         release_staged();
         release_msg();
         q_done();

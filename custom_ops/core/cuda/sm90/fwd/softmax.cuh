@@ -5,7 +5,7 @@
 #include <cute/tensor.hpp>
 #include <math_constants.h>
 
-#include "core/cuda/common/softmax.cuh"  // quad_max / quad_sum: a row lives in the 4 lanes of a quad here too
+#include "core/cuda/common/softmax.cuh"  // quad_max / quad_sum (a row lives in the 4 lanes of a quad here too), row_norm
 #include "core/cuda/sm90/common/accum_layout.cuh"
 
 namespace flashmask {
@@ -59,16 +59,12 @@ struct OnlineSoftmax {
       for (int c = 0; c < size<1>(o); ++c) o(r, c) *= alpha[r];
   }
 
-  // Row sums over the quad; inv[r] = 1 / l (0 for rows that saw no key),
-  // lse[r] = natural-log sum-exp of the scaled scores (-inf for those rows).
-  __device__ __forceinline__ void finalize(float softmax_scale, float (&inv)[kRows], float (&lse)[kRows]) {
+  // Row sums over the quad, then row_norm (common/softmax.cuh): norm[r]
+  // (0 for rows that saw no key, which also select O = 0) and lse[r] with the
+  // sink's term (sink = -inf: none).
+  __device__ __forceinline__ void finalize(float softmax_scale, float sink, RowNorm (&rn)[kRows]) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const float l = quad_sum(row_sum[r]);
-      const bool any = l > 0.f;
-      inv[r] = any ? 1.f / l : 0.f;
-      lse[r] = any ? row_max[r] * softmax_scale + logf(l) : -CUDART_INF_F;
-    }
+    for (int r = 0; r < kRows; ++r) rn[r] = row_norm(row_max[r], quad_sum(row_sum[r]), softmax_scale, sink);
   }
 };
 

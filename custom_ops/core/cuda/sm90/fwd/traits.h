@@ -13,6 +13,7 @@
 #include <cutlass/pipeline/pipeline.hpp>
 
 #include "core/cuda/common/tile_size.h"
+#include "core/cuda/sm90/common/mask.cuh"
 #include "core/mask_bounds.h"
 
 namespace flashmask {
@@ -192,6 +193,7 @@ struct KernelParams {
   void* out;
   int64_t o_batch_stride, o_row_stride, o_head_stride;
   float* lse;
+  const float* learnable_sink;  // [num_heads] fp32, or nullptr
 
   // mask
   const int32_t* startend;  // nullptr: no mask tensor
@@ -199,6 +201,7 @@ struct KernelParams {
   int64_t mask_batch_stride, mask_head_stride;
   const TileBounds* bounds;  // prep/mask_bounds.cu workspace, [b][hm][n_tiles64]
   int32_t n_tiles64;
+  BlockMaskView block_mask;  // Paddle's block_mask (blocks == nullptr: none)
 
   int32_t batch, num_heads, num_heads_k, seqlen_q, seqlen_k;
   bool causal;
