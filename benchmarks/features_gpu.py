@@ -1,0 +1,186 @@
+"""What the new kernel features cost on the GPU, in one run with alternating
+rounds (issue #30's speed targets):
+
+  sink        forward and forward+backward with a learnable_sink against the
+              same call without one (target: at most 3 % more);
+  block_mask  a random Paddle block_mask keeping a fraction f of the 128 x 128
+              blocks, against the same call with every block kept (target:
+              time(f) within 1.25 x f x time(1)).
+
+    python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--json PATH]
+    python benchmarks/features_gpu.py report PATH.json [PATH.json ...]
+
+B*S = 128K tokens, H = 32, d = 128, bf16, the paper's masks (seed 0); each
+timing is the median of --reps CUDA-event timings, each figure the median
+over --rounds rounds that alternate the variants of one case.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+SINK_MASKS = ("causal", "causal_document", "sliding_window", "share_question")
+BLOCK_MASKS = ("full", "causal")
+FRACTIONS = (1.0, 0.5, 0.25, 0.1)
+
+
+def _time_variants(variants, rounds, reps):
+    """{name: {"fwd": ms, "total": ms}}: per round, each variant's forward and
+    forward+backward medians, in turn; the median over rounds."""
+    from gpu_common import cuda_times_ms
+
+    times = {n: {"fwd": [], "total": []} for n in variants}
+    for _ in range(rounds):
+        for name, (fwd, total) in variants.items():
+            times[name]["fwd"].append(statistics.median(cuda_times_ms(fwd, 1, reps)))
+            times[name]["total"].append(statistics.median(cuda_times_ms(total, 1, reps)))
+    return {n: {p: statistics.median(t[p]) for p in t} for n, t in times.items()}
+
+
+def _calls(q, k, v, dout, idx, causal, **kwargs):
+    import torch
+
+    from paddle_flashmask.torch import flashmask_attention
+
+    def fwd():
+        flashmask_attention(q, k, v, idx, causal=causal, **kwargs)
+
+    def total():  # autograd.grad: no .grad accumulation inside the timing
+        out = flashmask_attention(q, k, v, idx, causal=causal, **kwargs)
+        torch.autograd.grad(out, (q, k, v), dout)
+
+    return fwd, total
+
+
+def run(args):
+    import torch
+    from gpu_common import paper_case
+
+    dev, d, h = "cuda", 128, 32
+    rows = []
+    for s in args.seqlens:
+        batch = args.tokens // s
+        gen = torch.Generator(device=dev).manual_seed(0)
+
+        def leaf(shape):
+            return torch.randn(*shape, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
+
+        q, k, v = (leaf((batch, s, h, d)) for _ in range(3))
+        dout = torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen)
+        sink = torch.linspace(-1, 1, h, device=dev).requires_grad_()
+        for name in SINK_MASKS:
+            spec, idx, _ = paper_case(name, batch, s, h, dev)
+            med = _time_variants({"plain": _calls(q, k, v, dout, idx, spec.causal),
+                                  "sink": _calls(q, k, v, dout, idx, spec.causal, learnable_sink=sink)},
+                                 args.rounds, args.reps)
+            rows.append({"kind": "sink", "mask": name, "seqlen": s, "ms": med})
+            print(f"sink  S={s:6d} {name:18s} fwd {med['sink']['fwd'] / med['plain']['fwd']:.3f} "
+                  f"total {med['sink']['total'] / med['plain']['total']:.3f}", flush=True)
+        nb = (s + 127) // 128
+        for name in BLOCK_MASKS:
+            spec, idx, _ = paper_case(name, batch, s, h, dev)
+            variants = {}
+            for f in FRACTIONS:
+                blocks = (torch.rand(batch, 1, nb, nb, device=dev, generator=gen) < f).to(torch.int32)
+                variants[f"f={f:g}"] = _calls(q, k, v, dout, idx, spec.causal, block_mask=blocks)
+            med = _time_variants(variants, args.rounds, args.reps)
+            rows.append({"kind": "block_mask", "mask": name, "seqlen": s, "ms": med})
+            base = med["f=1"]
+            print(f"block S={s:6d} {name:18s} " + " ".join(
+                f"{v}: fwd {med[v]['fwd'] / base['fwd']:.3f} total {med[v]['total'] / base['total']:.3f}"
+                for v in med), flush=True)
+        del q, k, v, dout
+        torch.cuda.empty_cache()
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python benchmarks/features_gpu.py run " + " ".join(sys.argv[2:]),
+            "tokens": args.tokens, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
+    with open(args.json, "w") as f:
+        json.dump({**meta, "rows": rows}, f, indent=1)
+
+
+def report(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from results import update_section
+
+    datas = [json.load(open(p)) for p in args.json]
+    rows = [r for d in datas for r in d["rows"]]
+    meta = datas[0]
+    sink_rows = [r for r in rows if r["kind"] == "sink"]
+    block_rows = [r for r in rows if r["kind"] == "block_mask"]
+    lines = ["## GPU features: learnable sink and block_mask", "",
+             f"- date: {meta['date']}", f"- device: {meta['device']}; torch {meta['torch']}",
+             f"- command: `{meta['command']}`",
+             f"- B*S = {meta['tokens']} tokens, H = {meta['heads']}, d = {meta['head_dim']}, bf16, the paper's "
+             f"masks (seed 0); {meta['rounds']} rounds alternating the variants of a case, each the median "
+             f"of {meta['reps']} CUDA-event timings; total = forward + backward.", "",
+             "Sink: time with a learnable_sink / time without (target <= 1.03).", "",
+             "| S | mask | fwd ms | fwd ms, sink | fwd ratio | total ms | total ms, sink | total ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sink_rows:
+        p, s = r["ms"]["plain"], r["ms"]["sink"]
+        lines.append(f"| {r['seqlen']} | {r['mask']} | {p['fwd']:.2f} | {s['fwd']:.2f} | {s['fwd'] / p['fwd']:.3f} | "
+                     f"{p['total']:.2f} | {s['total']:.2f} | {s['total'] / p['total']:.3f} |")
+    lines += ["", "block_mask: random blocks kept with probability f; time(f) / (f x time(1)) "
+              "(target <= 1.25; below 1 where the kept share came out under f or fixed costs shrink).", "",
+              "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) |",
+              "|---|---|---|---|---|---|---|"]
+    for r in block_rows:
+        base = r["ms"]["f=1"]
+        for v, m in r["ms"].items():
+            f = float(v.split("=")[1])
+            lines.append(f"| {r['seqlen']} | {r['mask']} | {f:g} | {m['fwd']:.2f} | "
+                         f"{m['fwd'] / (f * base['fwd']):.2f} | {m['total']:.2f} | {m['total'] / (f * base['total']):.2f} |")
+    plot = os.path.join(ROOT, "benchmarks", "plots", "features_gpu.png")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    labels = [f"{r['mask']}\n{r['seqlen'] // 1024}K" for r in sink_rows]
+    xs = range(len(sink_rows))
+    for off, part in ((-0.2, "fwd"), (0.2, "total")):
+        axes[0].bar([x + off for x in xs], [r["ms"]["sink"][part] / r["ms"]["plain"][part] for r in sink_rows],
+                    0.4, label=part)
+    axes[0].axhline(1.03, color="gray", ls="--", lw=0.8)
+    axes[0].set_ylim(0.9, 1.1)
+    axes[0].set_xticks(list(xs), labels, fontsize=6)
+    axes[0].set_ylabel("time with sink / without")
+    axes[0].legend(fontsize=7)
+    for r in block_rows:
+        fs = [float(v.split("=")[1]) for v in r["ms"]]
+        axes[1].plot(fs, [m["total"] / r["ms"]["f=1"]["total"] for m in r["ms"].values()], "o-",
+                     label=f"{r['mask']} {r['seqlen'] // 1024}K")
+    axes[1].plot([0, 1], [0, 1], color="gray", lw=0.8, ls="--")
+    axes[1].set_xlabel("fraction f of blocks kept")
+    axes[1].set_ylabel("total time / time at f = 1")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"learnable_sink cost and block_mask scaling ({meta['device']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    lines += ["", "![sink cost and block_mask scaling](plots/features_gpu.png)", ""]
+    update_section("features_gpu", "\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--seqlens", type=int, nargs="+", default=[8192, 32768])
+    r.add_argument("--tokens", type=int, default=128 * 1024)
+    r.add_argument("--rounds", type=int, default=3)
+    r.add_argument("--reps", type=int, default=5)
+    r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "features_gpu.json"))
+    rep = sub.add_parser("report")
+    rep.add_argument("json", nargs="+")
+    args = ap.parse_args()
+    run(args) if args.cmd == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
