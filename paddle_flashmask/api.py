@@ -29,7 +29,8 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             head_dim up to 512 on CPU, 256 on GPU (64/96/128/192/256 compiled, others zero-padded).
         key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
         value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v may differ from
-            head_dim on CPU (e.g. MLA's 192 / 128); on GPU it must equal head_dim for now.
+            head_dim (e.g. MLA's 192 / 128); on GPU both run zero-padded to the next
+            compiled size holding both (exact; no native Dv != D kernel yet).
         startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols].
             For key column j, query row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
             causal=True:  ncols 1 = [LTS] (LTE = seqlen_q), ncols 2 = [LTS, LTE];
@@ -120,15 +121,15 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
 
     if learnable_sink is not None and learnable_sink.dtype != paddle.float32:
         learnable_sink = learnable_sink.astype("float32")  # its gradient casts back
-    head_dim, scale = query.shape[-1], scalars.softmax_scale
-    if scalars.pad_head_dim_to is not None:  # GPU, head dim not compiled: exact zero padding
+    head_dim, value_dim, scale = query.shape[-1], value.shape[-1], scalars.softmax_scale
+    if scalars.pad_head_dim_to is not None:  # GPU, head dims not compiled or Dv != D: exact zero padding
         query, key, value = (_zero_pad_head_dim(t, scalars.pad_head_dim_to) for t in (query, key, value))
         scale = scale if scale is not None else head_dim ** -0.5
     out, softmax_lse = attention_forward(query, key, value, startend_row_indices, seed_offset,
                                          dropout_p=dropout_p, causal=causal, softmax_scale=scale,
                                          block_mask=block_mask, learnable_sink=learnable_sink)
     if scalars.pad_head_dim_to is not None:
-        out = out[..., :head_dim]
+        out = out[..., :value_dim]
     softmax_lse.stop_gradient = True
 
     outputs = [out]
@@ -161,8 +162,11 @@ def window_startend_row_indices(batch: int | paddle.Tensor, seqlen: int | paddle
 
 
 def _zero_pad_head_dim(t, size):
-    """t [B, S, H, d] -> [B, S, H, size], zeros appended: q.k and the value
-    columns kept are unchanged, the gradients flow back through the slice."""
+    """t [B, S, H, d] -> [B, S, H, size], zeros appended (t itself when d ==
+    size): q.k and the value columns kept are unchanged, the gradients flow
+    back through the slice."""
+    if t.shape[-1] == size:
+        return t
     zeros = paddle.zeros_like(t[..., :1]).tile([1, 1, 1, size - t.shape[-1]])
     return paddle.concat([t, zeros], axis=-1)
 

@@ -47,8 +47,9 @@ class Scalars(NamedTuple):
     dropout: float
     softmax_scale: Optional[float]
     window: Optional[Tuple[int, int]]
-    # On GPU, a head dim the CUDA kernels are not compiled for runs at the next
-    # compiled size with q, k, v zero-padded (exact); None when no padding is needed.
+    # On GPU, a head dim the CUDA kernels are not compiled for, or a value head
+    # dim unlike the query/key one, runs at the next compiled size with q, k, v
+    # zero-padded (exact); None when no padding is needed.
     pad_head_dim_to: Optional[int] = None
 
 
@@ -126,7 +127,7 @@ def check_rank4(name, shape, layout):
 
 def check_qkv(query, key, value):
     """Returns (batch, seqlen_q, num_heads, head_dim, seqlen_k, num_heads_k).
-    value may have its own head dim (Dv) on the CPU."""
+    value may have its own head dim (Dv)."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         check_rank4(name, t.shape, "[batch, seqlen, num_heads, head_dim]")
         if t.dtype not in FLOAT_DTYPES:
@@ -148,9 +149,8 @@ def check_qkv(query, key, value):
                          "except in the last (head_dim) axis")
     dv = value.shape[3]
     if known(dv) and known(dk) and dv != dk:
-        if on_gpu:
-            raise ValueError(f"value head_dim {dv} differs from key head_dim {dk}: on GPU the "
-                             "CUDA kernels need them equal (Dv != D runs on CPU only)")
+        if on_gpu and gpu_head_dim(dv) is None:
+            raise ValueError(f"value head_dim {dv} is not supported on GPU: at most {CUDA_HEAD_DIMS[-1]}")
         if not 1 <= dv <= MAX_CPU_HEAD_DIM:
             raise ValueError(f"value head_dim must lie in [1, {MAX_CPU_HEAD_DIM}], got {dv}")
     if known(b) and known(bk) and b != bk:
@@ -181,11 +181,13 @@ def check_qkv(query, key, value):
     return b, sq, h, d, sk, hk
 
 
-def gpu_head_dim(d):
-    """The compiled head dim that serves head_dim d on GPU: d itself, or the next
-    compiled size (q, k, v zero-padded to it: exact, at that size's cost); None
-    above the largest."""
-    return next((c for c in CUDA_HEAD_DIMS if c >= d), None)
+def gpu_head_dim(d, dv=None):
+    """The compiled head dim that serves head_dim d (and value head dim dv) on
+    GPU: d itself, or the next compiled size at least both (q, k and v
+    zero-padded to it: exact, at that size's cost; out sliced back to dv);
+    None above the largest."""
+    need = d if dv is None else max(d, dv)
+    return next((c for c in CUDA_HEAD_DIMS if c >= need), None)
 
 
 def check_seed_offset(seed_offset):
@@ -256,11 +258,14 @@ def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=No
     """query/key/value/indices/fixed_seed_offset/block_mask/learnable_sink:
     TensorFacts (all but q, k, v may be None). Returns the checked Scalars."""
     b, sq, h, d, sk, hk = check_qkv(query, key, value)
-    served = gpu_head_dim(d) if query.on_gpu and known(d) else d
+    dv = value.shape[3]
+    pad_to = None
+    if query.on_gpu and known(d) and known(dv):
+        served = gpu_head_dim(d, dv)
+        pad_to = served if served != d or served != dv else None
     scalars = Scalars(as_bool("causal", causal), check_dropout(dropout),
                       check_softmax_scale(softmax_scale),
-                      None if window_size is None else normalize_window(window_size),
-                      served if served != d else None)
+                      None if window_size is None else normalize_window(window_size), pad_to)
     if fixed_seed_offset is not None:
         check_seed_offset(fixed_seed_offset)
     if window_size is not None:

@@ -7,7 +7,7 @@ import pytest
 import paddle_flashmask as pfm
 from attention_cases import (LAYOUTS, assert_close, layout_case, random_qkv, random_startend, rel_err,
                              run_both)
-from paddle_flashmask.checks import TensorFacts, check_qkv
+from paddle_flashmask.checks import TensorFacts, check_attention_inputs, check_qkv
 from philox import dropout_keep_mask
 from reference import dense_allowed, dense_attention
 
@@ -82,7 +82,15 @@ def test_value_shape_checks():
         pfm.flashmask_attention(q, k, paddle.randn([2, 15, 2, 16]))
     with pytest.raises(ValueError, match="value head_dim"):
         pfm.flashmask_attention(q, k, paddle.randn([2, 16, 2, 600]))
-    # The GPU door refuses Dv != D (the CUDA kernels need them equal).
-    with pytest.raises(ValueError, match="value head_dim 64 differs"):
+    # On GPU, Dv != D runs zero-padded to the next compiled size holding both; above 256 it is refused.
+    with pytest.raises(ValueError, match="value head_dim 320 is not supported on GPU"):
         check_qkv(*(TensorFacts(shape, "bfloat16", "gpu:0")
-                    for shape in ((2, 16, 4, 128), (2, 16, 2, 128), (2, 16, 2, 64))))
+                    for shape in ((2, 16, 4, 128), (2, 16, 2, 128), (2, 16, 2, 320))))
+
+
+@pytest.mark.parametrize("d,dv,padded", [(192, 128, 192), (128, 64, 128), (64, 128, 128), (96, 40, 96),
+                                         (40, 72, 96), (128, 128, None)])
+def test_gpu_pads_unlike_value_head_dim(d, dv, padded):
+    facts = [TensorFacts(shape, "bfloat16", "gpu:0")
+             for shape in ((2, 16, 4, d), (2, 16, 2, d), (2, 16, 2, dv))]
+    assert check_attention_inputs(*facts, causal=True).pad_head_dim_to == padded

@@ -26,7 +26,8 @@ def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
             (float32 too on the CPU); head_dim up to 256 on CUDA (64/96/128/192/256 compiled,
             others zero-padded to the next).
         key: [batch, seqlen_k, num_heads_k, head_dim]; num_heads % num_heads_k == 0.
-        value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v != head_dim on CPU only.
+        value: [batch, seqlen_k, num_heads_k, head_dim_v]; head_dim_v may differ from head_dim
+            (on CUDA, both zero-padded to the next compiled size holding both).
         startend_row_indices: int32 [batch, 1 | num_heads_k | num_heads, seqlen_k, ncols];
             for key column j, row i is masked iff LTS <= i < LTE or UTS <= i < UTE:
             causal: ncols 1 = [LTS] (LTE = seqlen_q), 2 = [LTS, LTE];
@@ -93,15 +94,15 @@ def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     if deterministic is None:
         deterministic = switches.deterministic()
     seed_offset = _seed_offset(fixed_seed_offset, dropout_p, query.device)
-    head_dim = query.shape[-1]
-    if scalars.pad_head_dim_to is not None:  # CUDA, head dim not compiled: exact zero padding
-        query, key, value = (torch.nn.functional.pad(t, (0, scalars.pad_head_dim_to - head_dim))
+    value_dim = value.shape[-1]
+    if scalars.pad_head_dim_to is not None:  # CUDA, head dims not compiled or Dv != D: exact zero padding
+        query, key, value = (torch.nn.functional.pad(t, (0, scalars.pad_head_dim_to - t.shape[-1]))
                              for t in (query, key, value))
     out, lse = FlashMaskFunction.apply(query, key, value, startend_row_indices, seed_offset,
                                        dropout_p, scalars.causal, scale, bool(deterministic),
                                        block_mask, learnable_sink)
     if scalars.pad_head_dim_to is not None:
-        out = out[..., :head_dim]
+        out = out[..., :value_dim]
     outputs = [out]
     if return_softmax_lse:
         outputs.append(lse)
