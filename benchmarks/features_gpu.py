@@ -5,7 +5,11 @@ rounds (issue #30's speed targets):
               same call without one (target: at most 3 % more);
   block_mask  a random Paddle block_mask keeping a fraction f of the 128 x 128
               blocks, against the same call with every block kept (target:
-              time(f) within 1.25 x f x time(1)).
+              time(f) within 1.25 x f x time(1));
+  mla         q/k head dim 192 with value head dim 128 (DeepSeek MLA): ours
+              (zero-padded to 192/192, the default, and to 256/256, the
+              Hopper kernels) against torch.compile'd FlexAttention, which
+              takes Dv != D natively (target: total >= 1.4 x Flex).
 
     python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--json PATH]
     python benchmarks/features_gpu.py report PATH.json [PATH.json ...]
@@ -28,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 SINK_MASKS = ("causal", "causal_document", "sliding_window", "share_question")
 BLOCK_MASKS = ("full", "causal")
 FRACTIONS = (1.0, 0.5, 0.25, 0.1)
+MLA_MASKS = ("causal", "causal_document")
+MLA_HEADS = 16  # 192/128 at H = 32 would not fit Flex's backward at 32K on an 80 GB card with ours alongside
 
 
 def _time_variants(variants, rounds, reps):
@@ -56,6 +62,50 @@ def _calls(q, k, v, dout, idx, causal, **kwargs):
         torch.autograd.grad(out, (q, k, v), dout)
 
     return fwd, total
+
+
+def _mla_variants(s, batch, name, gen):
+    """{variant: (fwd, total)} for the MLA shapes: ours at 192/192 (default
+    padding), ours at 256/256 and Flex at 192/128."""
+    import torch
+    import torch.nn.functional as F
+    from gpu_common import four_column_bounds, paper_case
+    from mask_suite import _flex_block_mask
+    from torch.nn.attention.flex_attention import flex_attention
+
+    from paddle_flashmask.torch import flashmask_attention
+
+    dev, h = "cuda", MLA_HEADS
+    spec, idx, _ = paper_case(name, batch, s, h, dev)
+    q, k = (torch.randn(batch, s, h, 192, device=dev, dtype=torch.bfloat16, generator=gen) for _ in range(2))
+    v = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
+    dout = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+
+    def ours(pad):
+        def attn():
+            if pad is None:
+                return flashmask_attention(q, k, v, idx, causal=spec.causal)
+            qp, kp, vp = (F.pad(t, (0, pad - t.shape[-1])) for t in (q, k, v))
+            return flashmask_attention(qp, kp, vp, idx, causal=spec.causal, softmax_scale=192 ** -0.5)[..., :128]
+        return attn, dout
+
+    qt, kt, vt = (t.detach().transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
+    block_mask, _ = _flex_block_mask(four_column_bounds(spec.startend_row_indices, spec.causal, s), batch, s, dev)
+    flex = torch.compile(flex_attention, dynamic=False)
+    variants = {}
+    for label, (attn, grad_out), leaves in (
+            ("ours 192/192", ours(None), (q, k, v)), ("ours 256/256", ours(256), (q, k, v)),
+            ("flex 192/128", (lambda: flex(qt, kt, vt, block_mask=block_mask), dout.transpose(1, 2).contiguous()),
+             (qt, kt, vt))):
+        def fwd(attn=attn):
+            attn()
+
+        def total(attn=attn, grad_out=grad_out, leaves=leaves):
+            torch.autograd.grad(attn(), leaves, grad_out)
+
+        variants[label] = (fwd, total)
+    return variants
 
 
 def run(args):
@@ -97,6 +147,14 @@ def run(args):
                 for v in med), flush=True)
         del q, k, v, dout
         torch.cuda.empty_cache()
+        for name in MLA_MASKS:
+            med = _time_variants(_mla_variants(s, batch, name, gen), args.rounds, args.reps)
+            rows.append({"kind": "mla", "mask": name, "seqlen": s, "ms": med})
+            flex = med["flex 192/128"]
+            print(f"mla   S={s:6d} {name:18s} " + " ".join(
+                f"{v}: fwd x flex {flex['fwd'] / m['fwd']:.2f} total x flex {flex['total'] / m['total']:.2f}"
+                for v, m in med.items() if not v.startswith("flex")), flush=True)
+            torch.cuda.empty_cache()
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python benchmarks/features_gpu.py run " + " ".join(sys.argv[2:]),
@@ -164,6 +222,22 @@ def report(args):
     fig.tight_layout()
     fig.savefig(plot, dpi=110)
     lines += ["", "![sink cost and block_mask scaling](plots/features_gpu.png)", ""]
+    mla_rows = [r for r in rows if r["kind"] == "mla"]
+    if mla_rows:
+        lines += ["", f"MLA shapes (q/k 192, v 128, H = {MLA_HEADS}): Flex's time / ours (our speed-up; "
+                  "target total >= 1.4). Ours runs Dv != D zero-padded: to 192/192 (the default) or "
+                  "256/256 (the Hopper kernels).", "",
+                  "| S | mask | flex fwd ms | flex total ms | variant | fwd ms | fwd x flex | total ms | total x flex |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in mla_rows:
+            fl = r["ms"]["flex 192/128"]
+            for v, m in r["ms"].items():
+                if v.startswith("flex"):
+                    continue
+                lines.append(f"| {r['seqlen']} | {r['mask']} | {fl['fwd']:.2f} | {fl['total']:.2f} | {v} | "
+                             f"{m['fwd']:.2f} | {fl['fwd'] / m['fwd']:.2f} | {m['total']:.2f} | "
+                             f"{fl['total'] / m['total']:.2f} |")
+        lines.append("")
     update_section("features_gpu", "\n".join(lines))
 
 

@@ -3,7 +3,8 @@ reference (out, lse, dq, dk, dv).
 
 Each run draws new cases (shapes, GQA/MQA, every column layout, per-head
 masks, Sq != Sk, out-of-range and start > end bounds, dropout, windows,
-softmax_scale); a failure prints the seed that replays it:
+softmax_scale, learnable sinks, a value head dim unlike the query/key one,
+block masks on longer sequences); a failure prints the seed that replays it:
 PFM_PROPERTY_SEED=<seed> PFM_PROPERTY_CASES=<n> python -P -m pytest tests/test_property.py
 """
 import os
@@ -21,17 +22,24 @@ CASES = int(os.environ.get("PFM_PROPERTY_CASES", "2000"))
 FWD_TOL, GRAD_TOL, LSE_TOL = 1e-5, 1e-4, 1e-5
 
 
+DIMS = [1, 3, 8, 16, 33, 64]
+
+
 def draw_case(rng):
     heads_k = int(rng.choice([1, 2, 3]))
     heads = heads_k * int(rng.choice([1, 2, 3]))
-    sq, sk = int(rng.integers(1, 41)), int(rng.integers(1, 41))
+    blocks = rng.random() < 0.05  # a block_mask needs more than one 128-block to mean much
+    hi = 300 if blocks else 41
+    sq, sk = int(rng.integers(1, hi)), int(rng.integers(1, hi))
     causal, ncols = LAYOUTS[rng.integers(len(LAYOUTS))]
     window = None
     if ncols == 0 and rng.random() < 0.4:
         sk = sq
         window = (int(rng.integers(0, sq + 2)), int(rng.integers(0, sq + 2)))
+    dim = int(rng.choice(DIMS))
     return dict(batch=int(rng.integers(1, 3)), sq=sq, sk=sk, heads=heads, heads_k=heads_k,
-                dim=int(rng.choice([1, 3, 8, 16, 33, 64])), causal=bool(causal), ncols=int(ncols),
+                dim=dim, dim_v=dim if rng.random() < 0.7 else int(rng.choice(DIMS)),
+                sink=rng.random() < 0.3, blocks=blocks, causal=bool(causal), ncols=int(ncols),
                 mask_heads=int(rng.choice(sorted({1, heads_k, heads}))), window=window,
                 dropout=float(rng.choice([0.0, 0.0, 0.0, 0.25, 0.6])),
                 scale=None if rng.random() < 0.7 else float(rng.uniform(0.05, 1.0)),
@@ -54,6 +62,19 @@ def draw_indices(rng, c):
     return paddle.to_tensor(idx.astype(np.int32))
 
 
+def draw_block_mask(rng, c):
+    """int32 [B, heads, ceil(Sq/128), ceil(Sk/128)] of 0/1 (heads: the mask's, or
+    any of 1 / Hk / H without one) and its dense bool [B, heads, Sq, Sk] (for
+    windows; dense_allowed takes the block mask itself)."""
+    if not c["blocks"]:
+        return None, None
+    heads = c["mask_heads"] if c["ncols"] > 0 else int(rng.choice(sorted({1, c["heads_k"], c["heads"]})))
+    nq, nk = -(-c["sq"] // 128), -(-c["sk"] // 128)
+    bm = (rng.random((c["batch"], heads, nq, nk)) < 0.6).astype(np.int32)
+    dense = bm.repeat(128, axis=2).repeat(128, axis=3)[:, :, :c["sq"], :c["sk"]].astype(bool)
+    return paddle.to_tensor(bm), paddle.to_tensor(dense)
+
+
 def window_allowed(c):
     """bool [1, 1, S, S]: key j seen by rows [j - right, j + left] (and causal)."""
     left, right = c["window"]
@@ -68,26 +89,35 @@ def window_allowed(c):
 def run_case(c, rng):
     paddle.seed(c["seed"] % 2**31)
     q = paddle.randn([c["batch"], c["sq"], c["heads"], c["dim"]])
-    k, v = (paddle.randn([c["batch"], c["sk"], c["heads_k"], c["dim"]]) for _ in range(2))
-    for t in (q, k, v):
+    k = paddle.randn([c["batch"], c["sk"], c["heads_k"], c["dim"]])
+    v = paddle.randn([c["batch"], c["sk"], c["heads_k"], c["dim_v"]])
+    sink = paddle.to_tensor(rng.uniform(-3, 3, c["heads"]).astype(np.float32)) if c["sink"] else None
+    leaves = [q, k, v] + ([sink] if sink is not None else [])
+    for t in leaves:
         t.stop_gradient = False
     idx = draw_indices(rng, c)
+    block_mask, block_allowed = draw_block_mask(rng, c)
     seed_offset = paddle.to_tensor(np.array([c["seed"], 3], dtype=np.int64))
     out, lse = pfm.flashmask_attention(
         q, k, v, idx, causal=c["causal"], window_size=c["window"], dropout=c["dropout"],
-        fixed_seed_offset=seed_offset, softmax_scale=c["scale"], return_softmax_lse=True)
+        fixed_seed_offset=seed_offset, softmax_scale=c["scale"], return_softmax_lse=True,
+        block_mask=block_mask, learnable_sink=sink)
 
-    allowed = (window_allowed(c) if c["window"] is not None
-               else dense_allowed(idx, c["causal"], c["sq"], c["sk"]))
+    if c["window"] is None:
+        allowed = dense_allowed(idx, c["causal"], c["sq"], c["sk"], block_mask)
+    else:
+        allowed = window_allowed(c)
+        if block_allowed is not None:  # [1, 1, S, S] & [B, heads, S, S]
+            allowed = allowed & block_allowed
     keep = None
     if c["dropout"] > 0:
         keep = paddle.to_tensor(dropout_keep_mask(c["seed"], 3, c["batch"], c["heads"], c["sq"],
                                                   c["sk"], c["dropout"]))
     ref, ref_lse = dense_attention(q, k, v, allowed, softmax_scale=c["scale"], dropout_keep=keep,
-                                   dropout=c["dropout"])
+                                   dropout=c["dropout"], sink=sink)
     dout = paddle.randn(out.shape)
-    grads = paddle.grad([out], [q, k, v], [dout])
-    ref_grads = paddle.grad([ref], [q, k, v], [dout])
+    grads = paddle.grad([out], leaves, [dout])
+    ref_grads = paddle.grad([ref], leaves, [dout])
 
     problems = []
     if not bool(paddle.isfinite(out).all()):
@@ -99,7 +129,7 @@ def run_case(c, rng):
         problems.append("lse -inf pattern")
     elif bool(finite.any()) and float((lse - ref_lse).abs().masked_select(finite).max()) > LSE_TOL:
         problems.append("lse")
-    for name, g, rg in zip(("dq", "dk", "dv"), grads, ref_grads):
+    for name, g, rg in zip(("dq", "dk", "dv", "dsink"), grads, ref_grads):
         if not bool(paddle.isfinite(g).all()) or rel_err(g, rg, floor=1.0) > GRAD_TOL:
             problems.append(f"{name} {rel_err(g, rg, floor=1.0):.2e}")
     return problems
