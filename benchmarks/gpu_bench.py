@@ -3,12 +3,15 @@ against FlexAttention (torch.compile'd flex_attention), torch SDPA's flash
 backend and its cuDNN backend, in one run.
 
     python benchmarks/gpu_bench.py [--seqlens 8192 32768] [--masks causal causal_document]
+                                   [--fmv3 BUILD_DIR]
 
 B * S = 128K tokens, H = 32, D = 128, bf16. FLOPs are sparsity-aware:
 fwd = 4 * D * H * (unmasked (i, j) pairs), bwd = 2.5 * fwd. Times are medians
-of CUDA-event timings after warm-up. Writes JSON (and the markdown table) to
-$OUT (or benchmarks/out/) and the table into its section of benchmarks/RESULTS.md
-(on the device machine, bring $OUT/gpu_sm80.md back and merge it here with
+of CUDA-event timings after warm-up. With --fmv3 (or $FLASHMASK_FMV3_BUILD), the
+official FlashMask V3 built by the kit in ../shared/anchors/fmv3 runs too (D = 128;
+causal gets a no-op mask column, its interface needs one). Writes JSON (and the
+markdown table) to $OUT (or benchmarks/out/) and the table into its section of
+benchmarks/RESULTS.md (on the device machine, bring $OUT/gpu_sm80.md back and merge it here with
 `python benchmarks/results.py gpu_sm80 PATH/gpu_sm80.md`).
 """
 import argparse
@@ -24,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
-from gpu_common import cuda_time_ms, unmasked_pairs  # noqa: E402
+from gpu_common import FMV3_ENV, cuda_time_ms, fmv3_applies, load_fmv3, unmasked_pairs  # noqa: E402
 from results import update_section  # noqa: E402
 
 
@@ -54,7 +57,10 @@ def make_mask(name, batch, seqlen):
     raise ValueError(name)
 
 
-def bench_config(mask_name, seqlen, args):
+BSHD_IMPLS = ("flashmask", "fmv3")  # take q, k, v as [B, S, H, D]; the torch baselines [B, H, S, D]
+
+
+def bench_config(mask_name, seqlen, args, fmv3_fn):
     dev = "cuda"
     batch = args.tokens // seqlen
     h, d = args.heads, args.head_dim
@@ -77,6 +83,10 @@ def bench_config(mask_name, seqlen, args):
         return flashmask_attention(q, k, v, idx, causal=causal)
 
     impls["flashmask"] = ours_fwd
+    if fmv3_fn is not None and fmv3_applies(d, h, h):
+        no_op = torch.full((batch, 1, seqlen, 1), seqlen, dtype=torch.int32, device=dev)  # LTS = S
+        idx_v3 = idx if idx is not None else no_op
+        impls["fmv3"] = lambda: fmv3_fn(q, k, v, idx_v3, causal=causal)
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -107,7 +117,7 @@ def bench_config(mask_name, seqlen, args):
 
     results = {}
     for name, fwd in impls.items():
-        grads_t = name != "flashmask"
+        grads_t = name not in BSHD_IMPLS
         try:
             t_fwd = cuda_time_ms(lambda: fwd(), args.warmup, args.reps)
 
@@ -159,6 +169,9 @@ def markdown(rows, meta):
                 f"{rf:.2f} | {res['fwd_bwd_ms']:.2f} | {res['fwd_bwd_tflops']:.0f} | {rb:.2f} |")
     lines.append("")
     lines.append("ratio = (other impl's time) / (flashmask's time): flashmask's speed-up over that impl.")
+    if any("fmv3" in r["results"] for r in rows):
+        lines.append("fmv3 = the official FlashMask V3 (PaddlePaddle/flash-attention, its own torch interface, "
+                     "built outside this project); causal gets a no-op mask column.")
     return "\n".join(lines) + "\n"
 
 
@@ -172,8 +185,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--fmv3", default=os.environ.get(FMV3_ENV) or None,
+                    help=f"the official V3 baseline's build dir (.anchors/fmv3/build; default ${FMV3_ENV})")
     args = ap.parse_args()
-    rows = [bench_config(m, s, args) for m in args.masks for s in args.seqlens]
+    fmv3_fn = load_fmv3(args.fmv3) if args.fmv3 else None
+    rows = [bench_config(m, s, args, fmv3_fn) for m in args.masks for s in args.seqlens]
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "device": torch.cuda.get_device_name(),

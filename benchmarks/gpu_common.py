@@ -1,7 +1,11 @@
 """Shared by the GPU benchmarks: CUDA-event timing, per-kernel times from the
 profiler, and the sparsity-aware FLOP count (unmasked (row, key) pairs,
-computed column-wise in O(S) from startend_row_indices)."""
+computed column-wise in O(S) from startend_row_indices); the official
+FlashMask V3 as an optional baseline."""
+import os
 import statistics
+import sys
+import types
 
 import numpy as np
 
@@ -118,3 +122,28 @@ def paper_case(name, batch, seqlen, heads, device="cuda"):
     pairs = unmasked_pairs(idx_np, spec.causal, seqlen, seqlen) * (heads // idx_np.shape[1])
     idx = None if name in DENSE_MASKS else torch.from_numpy(np.ascontiguousarray(idx_np)).to(device)
     return spec, idx, pairs
+
+
+FMV3_ENV = "FLASHMASK_FMV3_BUILD"
+
+
+def load_fmv3(build_dir):
+    """flashmask_attention of the official FlashMask V3 built by the kit in
+    ../shared/anchors/fmv3 (its README, step 4): the library registers
+    torch.ops.flashmask; the repo's interface imports flashmask._C only for that,
+    so empty modules stand in for its package."""
+    import torch
+
+    build_dir = os.path.abspath(build_dir)
+    torch.ops.load_library(os.path.join(build_dir, "flashmask_C.so"))
+    for name in ("flashmask", "flashmask._C"):
+        sys.modules[name] = types.ModuleType(name)
+    sys.path.insert(0, build_dir)
+    from interface_torch import flashmask_attention
+
+    return flashmask_attention
+
+
+def fmv3_applies(head_dim, heads, kv_heads):
+    """The kit builds V3 for bf16, head dim 128, MHA only (the benchmarks run bf16)."""
+    return head_dim == 128 and heads == kv_heads

@@ -3,13 +3,14 @@ forward where the device has it, and the sm80 path) against FlexAttention and
 cuDNN SDPA, in one run.
 
     python benchmarks/mask_suite.py run [--seqlens 8192 32768 131072] [--masks ...]
-                                        [--head-dims 128] [--json PATH]
+                                        [--head-dims 128] [--kv-heads 8]
+                                        [--fmv3 BUILD_DIR] [--json PATH]
     python benchmarks/mask_suite.py report PATH.json [PATH.json ...]
 
 `run` (on the device) times every (mask, S, head_dim) with B*S = 128K tokens,
-H = 32, bf16, and writes JSON. `report` (anywhere) merges JSON files into the
-gpu_suite section of benchmarks/RESULTS.md and a PNG per S under
-benchmarks/plots/.
+H = 32 (--kv-heads: GQA with fewer KV heads), bf16, and writes JSON. `report`
+(anywhere) merges JSON files into the gpu_suite section of
+benchmarks/RESULTS.md and a PNG per S (and per GQA run) under benchmarks/plots/.
 
 Masks: paddle_flashmask.paper_masks (the paper's parameters, fixed seed 0).
 FLOPs are sparsity-aware: fwd = 4 * D * (unmasked (row, key) pairs over all
@@ -23,6 +24,12 @@ heads), bwd = 2.5 * fwd; times are medians of CUDA-event timings; bwd time =
                   blocks skip the mask_mod
   cudnn           SDPA's cuDNN backend, where the mask is expressible (full, causal)
   sdpa_flash      SDPA's FlashAttention-2 backend, same masks
+  fmv3            the official FlashMask V3 (PaddlePaddle/flash-attention), only
+                  with --fmv3 BUILD_DIR or $FLASHMASK_FMV3_BUILD (a build of the
+                  kit in ../shared/anchors/fmv3, never part of this project);
+                  bf16, D = 128, MHA only; its interface needs a mask tensor, so
+                  full and causal get the paper's no-op columns
+With --kv-heads, Flex and SDPA run with enable_gqa=True.
 Our mask preprocessing (prep/mask_bounds.cu's bounds kernel and the sm90 scheduler's
 pre-pass) is timed with the profiler and reported as a share of the forward.
 """
@@ -40,9 +47,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paddle_flashmask.paper_masks import PAPER_MASKS  # noqa: E402
 
-from gpu_common import DENSE_MASKS  # noqa: E402
+from gpu_common import DENSE_MASKS, FMV3_ENV  # noqa: E402
 
-IMPLS = ("flashmask", "flashmask_sm80", "flex", "cudnn", "sdpa_flash")
+IMPLS = ("flashmask", "flashmask_sm80", "flex", "cudnn", "sdpa_flash", "fmv3")
 PREP_KERNELS = ("mask_bounds_kernel", "work_count_kernel", "work_sort_kernel")
 EXTRA_DIM_MASKS = ("causal", "causal_document")
 
@@ -93,20 +100,22 @@ def _flex_block_mask(bounds, batch, seqlen, device):
     return block_mask, start.elapsed_time(end)
 
 
-def bench_config(name, seqlen, head_dim, args, flex_fn):
+def bench_config(name, seqlen, head_dim, args, flex_fn, fmv3_fn):
     import torch
-    from gpu_common import cuda_time_ms, four_column_bounds, kernel_times_us, paper_case
+    from gpu_common import cuda_time_ms, fmv3_applies, four_column_bounds, kernel_times_us, paper_case
     from paddle_flashmask.torch import flashmask_attention
 
-    dev, h = "cuda", args.heads
+    dev, h, hk = "cuda", args.heads, args.kv_heads
+    gqa = hk != h
     batch = args.tokens // seqlen
     spec, idx, pairs = paper_case(name, batch, seqlen, h, dev)
     idx_np, causal = spec.startend_row_indices, spec.causal
     fwd_flops = 4.0 * head_dim * pairs
     density = pairs / (batch * h * seqlen * seqlen)
     torch.manual_seed(0)
-    shape = (batch, seqlen, h, head_dim)
-    q, k, v = (torch.randn(shape, device=dev, dtype=torch.bfloat16).requires_grad_() for _ in range(3))
+    shape, kv_shape = (batch, seqlen, h, head_dim), (batch, seqlen, hk, head_dim)
+    q, k, v = (torch.randn(sh, device=dev, dtype=torch.bfloat16).requires_grad_()
+               for sh in (shape, kv_shape, kv_shape))
     dout = torch.randn(shape, device=dev, dtype=torch.bfloat16)
     qt, kt, vt = (t.detach().transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
     doutt = dout.transpose(1, 2).contiguous()
@@ -115,18 +124,23 @@ def bench_config(name, seqlen, head_dim, args, flex_fn):
         return flashmask_attention(q, k, v, idx, causal=causal)
 
     impls = {"flashmask": (ours, dout), "flashmask_sm80": (ours, dout)}
+    if fmv3_fn is not None and fmv3_applies(head_dim, h, hk):
+        # its interface takes no None mask: full and causal pass the paper's no-op columns
+        idx_v3 = idx if idx is not None else torch.from_numpy(np.ascontiguousarray(idx_np)).to(dev)
+        impls["fmv3"] = (lambda: fmv3_fn(q, k, v, idx_v3, causal=causal), dout)
     meta = {}
     if "flex" in args.impls:
         block_mask, meta["flex_block_mask_build_ms"] = _flex_block_mask(
             four_column_bounds(idx_np, causal, seqlen), batch, seqlen, dev)
-        impls["flex"] = (lambda: flex_fn(qt, kt, vt, block_mask=block_mask), doutt)
+        impls["flex"] = (lambda: flex_fn(qt, kt, vt, block_mask=block_mask, enable_gqa=gqa), doutt)
     if name in DENSE_MASKS:
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         def sdpa(backend):
             def f():
                 with sdpa_kernel(backend):
-                    return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+                    return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal,
+                                                                            enable_gqa=gqa)
             return f
         impls["cudnn"] = (sdpa(SDPBackend.CUDNN_ATTENTION), doutt)
         impls["sdpa_flash"] = (sdpa(SDPBackend.FLASH_ATTENTION), doutt)
@@ -172,7 +186,7 @@ def bench_config(name, seqlen, head_dim, args, flex_fn):
         if ref is not None and impl != "flashmask" and "error" not in results[impl]:
             results[impl]["max_abs_diff_vs_flashmask"] = float((out - ref).abs().max())
     return {"mask": name, "seqlen": seqlen, "head_dim": head_dim, "batch": batch, "heads": h,
-            "density": density, "fwd_flops": fwd_flops, "results": results, **meta}
+            "kv_heads": hk, "density": density, "fwd_flops": fwd_flops, "results": results, **meta}
 
 
 def cmd_run(args):
@@ -183,6 +197,11 @@ def cmd_run(args):
         from torch.nn.attention.flex_attention import flex_attention
 
         flex_fn = torch.compile(flex_attention, dynamic=False)
+    fmv3_fn = None
+    if "fmv3" in args.impls:
+        from gpu_common import load_fmv3
+
+        fmv3_fn = load_fmv3(args.fmv3)
     configs = [(m, s, d) for s in args.seqlens for m in args.masks for d in args.head_dims]
     configs += [(m, s, d) for s in args.seqlens for m in EXTRA_DIM_MASKS if m in args.masks
                 for d in args.extra_head_dims]
@@ -190,9 +209,10 @@ def cmd_run(args):
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "device": torch.cuda.get_device_name(), "torch": torch.__version__,
             "command": "python benchmarks/mask_suite.py " + " ".join(sys.argv[1:]),
-            "tokens": args.tokens, "heads": args.heads, "grad_reset": True}
+            "tokens": args.tokens, "heads": args.heads, "kv_heads": args.kv_heads, "grad_reset": True,
+            "fmv3": args.fmv3 and os.path.abspath(args.fmv3)}
     for m, s, d in configs:
-        rows.append(bench_config(m, s, d, args, flex_fn))
+        rows.append(bench_config(m, s, d, args, flex_fn, fmv3_fn))
         torch.cuda.empty_cache()  # this config's tensors are gone with its frame
         with open(args.json, "w") as f:  # after every config: a timeout keeps what ran
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
@@ -209,6 +229,32 @@ def _ratio(a, b):
 
 def _fmt(x, spec="{:.0f}"):
     return "-" if x is None or x != x else spec.format(x)
+
+
+def _kv_heads(row):
+    return row.get("kv_heads", row["heads"])  # runs before --kv-heads: MHA
+
+
+def _has(rows, impl):
+    return any(impl in r["results"] for r in rows)
+
+
+def v3_table(group):
+    """Ours against the official V3 in ms, per mask; "-" where either is missing."""
+    lines = ["Against the official V3 (x V3 = V3's time / ours: > 1 = ours faster; "
+             "V3 diff = max |out - ours| of V3's output):", "",
+             "| mask | our fwd ms | V3 fwd ms | fwd x V3 | our bwd ms | V3 bwd ms | bwd x V3 | our total ms | "
+             "V3 total ms | total x V3 | V3 diff |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in group:
+        ours, v3 = (r["results"].get(k, {}) for k in ("flashmask", "fmv3"))
+        cells = [r["mask"]]
+        for key in ("fwd_ms", "bwd_ms", "total_ms"):
+            cells += [_fmt(ours.get(key), "{:.2f}"), _fmt(v3.get(key), "{:.2f}"),
+                      _fmt(_ratio(v3.get(key), ours.get(key)), "{:.2f}")]
+        cells.append(_fmt(v3.get("max_abs_diff_vs_flashmask"), "{:.1e}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(rows, metas, ours="sm90a forward and backward"):
@@ -228,6 +274,14 @@ def markdown(rows, metas, ours="sm90a forward and backward"):
         "- x flex / x cudnn = their time over ours (our speed-up); prep = our mask preprocessing "
         "kernels' share of our forward time; diff = max |out - ours| of flex's output.",
     ]
+    if _has(rows, "fmv3"):
+        lines.append("- fmv3 = the official FlashMask V3 (PaddlePaddle/flash-attention's flashmask_attention_v3 "
+                     "through its own torch interface, built outside this project; bf16, D = 128, MHA only), "
+                     "in the same process and timed the same way; it always gets a mask tensor (full and causal: "
+                     "the paper's no-op columns), where ours takes none for those two.")
+    if any(_kv_heads(r) != r["heads"] for r in rows):
+        lines.append("- GQA sections: Hk KV heads shared by H query heads (flex and SDPA with enable_gqa=True; "
+                     "V3's build is MHA-only); FLOPs count the query heads.")
     if not all(m.get("grad_reset") for m in metas):
         lines.append("- these runs' totals include autograd's accumulation into .grad from the second "
                      "repetition on (about 3 ms per call at B*S = 128K, H = 32, D = 128; the same for every "
@@ -235,9 +289,11 @@ def markdown(rows, metas, ours="sm90a forward and backward"):
     lines.append("")
     by_s = {}
     for r in rows:
-        by_s.setdefault((r["seqlen"], r["head_dim"]), []).append(r)
-    for (s, d), group in sorted(by_s.items(), key=lambda kv: (kv[0][1] != 128, kv[0])):
-        lines += [f"### S = {s}, D = {d} (B = {group[0]['batch']})", "",
+        by_s.setdefault((r["seqlen"], r["head_dim"], _kv_heads(r)), []).append(r)
+    for (s, d, hk), group in sorted(by_s.items(), key=lambda kv: (kv[0][1] != 128, -kv[0][2], kv[0])):
+        h = group[0]["heads"]
+        gqa = f", GQA H = {h}, Hk = {hk}" if hk != h else ""
+        lines += [f"### S = {s}, D = {d}{gqa} (B = {group[0]['batch']})", "",
                   "| mask | density | fwd TFLOP/s | fwd x flex | fwd x cudnn | sm80 fwd | flex fwd | "
                   "bwd TFLOP/s | total TFLOP/s | total x flex | total x cudnn | flex total | prep % | "
                   "flex mask build ms | diff |",
@@ -257,6 +313,8 @@ def markdown(rows, metas, ours="sm90a forward and backward"):
                 f"{_fmt(flex.get('total_tflops'))} | {_fmt(prep, '{:.2f}')} | "
                 f"{_fmt(r.get('flex_block_mask_build_ms'), '{:.1f}')} | "
                 f"{_fmt(flex.get('max_abs_diff_vs_flashmask'), '{:.1e}')} |")
+        if _has(group, "fmv3"):
+            lines += [""] + v3_table(group)
         errors = [f"{r['mask']} {k}: {v['error']}" for r in group for k, v in r["results"].items() if "error" in v]
         lines += [""] + [f"- error: {e}" for e in errors] + ([""] if errors else [])
     return "\n".join(lines) + "\n"
@@ -268,7 +326,7 @@ def targets(rows):
              "share_question at 8K), causal fwd >= cudnn, sparse masks >= 85 % of our causal fwd TFLOP/s, "
              "prep <= 2 % of the forward; total >= 1.6x flex", ""]
     for s in sorted({r["seqlen"] for r in rows}):
-        group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128]
+        group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128 and _kv_heads(r) == r["heads"]]
         res = {r["mask"]: r["results"] for r in group}
         if "flashmask" not in res.get("causal", {}):
             continue
@@ -305,10 +363,12 @@ def plot(rows, out_dir, prefix="gpu_suite"):
 
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    for s in sorted({r["seqlen"] for r in rows}):
-        group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128]
+    for s, hk in sorted({(r["seqlen"], _kv_heads(r)) for r in rows}, key=lambda k: (-k[1], k[0])):
+        group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128 and _kv_heads(r) == hk]
         if not group:
             continue
+        h = group[0]["heads"]
+        gqa = hk != h
         fig, axes = plt.subplots(2, 1, figsize=(13, 8), sharex=True)
         x = np.arange(len(group))
         impls = [i for i in IMPLS if any(i in r["results"] and "error" not in r["results"][i] for r in group)]
@@ -318,13 +378,14 @@ def plot(rows, out_dir, prefix="gpu_suite"):
                 vals = [r["results"].get(impl, {}).get(key, 0.0) for r in group]
                 ax.bar(x + (n - (len(impls) - 1) / 2) * width, vals, width, label=impl)
             ax.set_ylabel("TFLOP/s (sparsity-aware)")
-            ax.set_title(f"{title}, S = {s}, B*S = {group[0]['batch'] * s}, H = {group[0]['heads']}, D = 128, bf16")
+            heads = f"H = {h}, Hk = {hk}" if gqa else f"H = {h}"
+            ax.set_title(f"{title}, S = {s}, B*S = {group[0]['batch'] * s}, {heads}, D = 128, bf16")
             ax.grid(axis="y", alpha=0.3)
         axes[1].set_xticks(x, [r["mask"] for r in group], rotation=30, ha="right")
         axes[0].legend(ncol=len(impls), fontsize=8)
         fig.tight_layout()
         name = "mask_suite" if prefix == "gpu_suite" else prefix
-        path = os.path.join(out_dir, f"{name}_S{s}.png")
+        path = os.path.join(out_dir, f"{name}_S{s}{f'_gqa{hk}' if gqa else ''}.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
@@ -349,7 +410,18 @@ def cmd_report(args):
     print(md)
 
 
-def main():
+def _check_run_args(ap, args):
+    """Fill the defaults that depend on other arguments."""
+    args.kv_heads = args.kv_heads or args.heads
+    if args.heads % args.kv_heads:
+        ap.error(f"--heads {args.heads} is not a multiple of --kv-heads {args.kv_heads}")
+    if args.impls is None:
+        args.impls = [i for i in IMPLS if i != "fmv3" or args.fmv3]
+    elif "fmv3" in args.impls and not args.fmv3:
+        ap.error(f"--impls fmv3 needs --fmv3 BUILD_DIR (or ${FMV3_ENV})")
+
+
+def _parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run")
@@ -358,9 +430,13 @@ def main():
     run.add_argument("--head-dims", type=int, nargs="*", default=[128])
     run.add_argument("--extra-head-dims", type=int, nargs="*", default=[64, 256],
                      help="also run causal and causal_document at these head dims")
-    run.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    run.add_argument("--impls", nargs="+", choices=IMPLS,
+                     help="default: all (fmv3 only with --fmv3)")
     run.add_argument("--tokens", type=int, default=128 * 1024)
     run.add_argument("--heads", type=int, default=32)
+    run.add_argument("--kv-heads", type=int, default=None, help="GQA: KV heads (default: --heads)")
+    run.add_argument("--fmv3", default=os.environ.get(FMV3_ENV) or None,
+                     help=f"the official V3 baseline's build dir (.anchors/fmv3/build; default ${FMV3_ENV})")
     run.add_argument("--warmup", type=int, default=2)
     run.add_argument("--reps", type=int, default=0, help="0: 10 at 8K, 6 at 32K, 3 longer")
     run.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "mask_suite.json"))
@@ -371,7 +447,19 @@ def main():
     rep.add_argument("--no-plots", action="store_true")
     rep.add_argument("--ours", default="sm90a forward and backward",
                      help="which kernels our default dispatch ran, for the legend")
-    args = ap.parse_args()
+    return ap
+
+
+def parse_args(argv=None):
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        _check_run_args(ap, args)
+    return args
+
+
+def main():
+    args = parse_args()
     cmd_run(args) if args.cmd == "run" else cmd_report(args)
 
 

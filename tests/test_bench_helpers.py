@@ -96,3 +96,103 @@ def test_block_census_of_a_sliding_window_counts_its_edges():
     useful = unmasked_pairs(lts, True, s, s)
     assert census["tiles"] == s // 128
     assert useful / census["pairs"] == pytest.approx(w / (w + 128), abs=0.01)
+
+
+def _timing(fwd_ms, total_ms):
+    return {"fwd_ms": fwd_ms, "total_ms": total_ms, "bwd_ms": total_ms - fwd_ms,
+            "fwd_tflops": 500.0, "bwd_tflops": 400.0, "total_tflops": 430.0}
+
+
+def _suite_row(mask, results, seqlen=8192, kv_heads=32):
+    return {"mask": mask, "seqlen": seqlen, "head_dim": 128, "batch": 131072 // seqlen, "heads": 32,
+            "kv_heads": kv_heads, "density": 0.5, "fwd_flops": 1e12, "results": results}
+
+
+SUITE_META = {"date": "2026-12-06 00:00 UTC", "device": "NVIDIA H100 80GB HBM3", "torch": "2.11.0",
+              "command": "python benchmarks/mask_suite.py run", "tokens": 131072, "heads": 32,
+              "grad_reset": True}
+
+
+def _table_rows(md, header_start):
+    """{mask: cells} of the markdown table whose header line starts with header_start."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_suite_report_v3_columns_ratios_and_missing_entries():
+    """x V3 = V3's time / ours (ours faster => > 1); a mask V3 did not run, or failed, shows "-"."""
+    import mask_suite
+
+    flex = _timing(15.0, 60.0)
+    rows = [_suite_row("full", {"flashmask": _timing(10.0, 40.0), "flex": flex,
+                                "fmv3": {**_timing(12.0, 50.0), "max_abs_diff_vs_flashmask": 0.0039}}),
+            _suite_row("causal", {"flashmask": _timing(8.0, 30.0), "flex": flex}),
+            _suite_row("sliding_window", {"flashmask": _timing(4.0, 16.0), "flex": flex,
+                                          "fmv3": {"error": "RuntimeError: boom"}})]
+    md = mask_suite.markdown(rows, [SUITE_META])
+    table = _table_rows(md, "| mask | our fwd ms | V3 fwd ms")
+    # fwd ours / V3 / x, bwd ours / V3 / x, total ours / V3 / x, diff
+    assert table["full"] == ["10.00", "12.00", "1.20", "30.00", "38.00", "1.27", "40.00", "50.00", "1.25",
+                             "3.9e-03"]
+    assert table["causal"] == ["8.00", "-", "-", "22.00", "-", "-", "30.00", "-", "-", "-"]
+    assert table["sliding_window"] == ["4.00", "-", "-", "12.00", "-", "-", "16.00", "-", "-", "-"]
+    assert "x V3 = V3's time / ours: > 1 = ours faster" in md
+    assert "- error: sliding_window fmv3: RuntimeError: boom" in md
+    assert "- fmv3 = the official FlashMask V3" in md
+
+
+def test_suite_report_without_v3_has_no_v3_table():
+    import mask_suite
+
+    rows = [_suite_row("causal", {"flashmask": _timing(8.0, 30.0), "flex": _timing(12.0, 45.0)})]
+    del rows[0]["kv_heads"]  # JSON of runs before --kv-heads: MHA
+    md = mask_suite.markdown(rows, [SUITE_META])
+    assert "V3" not in md and "GQA" not in md
+    assert "### S = 8192, D = 128 (B = 16)" in md
+
+
+def test_suite_report_gqa_runs_get_their_own_sections_and_stay_out_of_the_targets():
+    import mask_suite
+
+    def mha_and_gqa(kv_heads, ours_ms):
+        return [_suite_row(m, {"flashmask": _timing(ours_ms, 4 * ours_ms), "flex": _timing(15.0, 60.0)},
+                           kv_heads=kv_heads) for m in ("causal", "document")]
+
+    mha, gqa = mha_and_gqa(32, 8.0), mha_and_gqa(8, 20.0)
+    md = mask_suite.markdown(mha + gqa, [SUITE_META])
+    assert md.index("### S = 8192, D = 128 (B = 16)") < md.index("### S = 8192, D = 128, GQA H = 32, Hk = 8 (B = 16)")
+    assert "- GQA sections:" in md
+    assert mask_suite.targets(mha + gqa) == mask_suite.targets(mha)
+
+
+def test_suite_plots_include_v3_and_one_file_per_gqa_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    import mask_suite
+
+    rows = [_suite_row("full", {"flashmask": _timing(10.0, 40.0), "fmv3": _timing(12.0, 50.0)}),
+            _suite_row("full", {"flashmask": _timing(10.0, 40.0), "flex": _timing(15.0, 60.0)}, kv_heads=8)]
+    paths = mask_suite.plot(rows, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["mask_suite_S8192.png", "mask_suite_S8192_gqa8.png"]
+
+
+def test_suite_run_arguments_add_v3_only_with_its_build(monkeypatch):
+    import mask_suite
+
+    monkeypatch.delenv("FLASHMASK_FMV3_BUILD", raising=False)
+    args = mask_suite.parse_args(["run"])
+    assert "fmv3" not in args.impls and args.kv_heads == args.heads == 32
+    args = mask_suite.parse_args(["run", "--fmv3", "/x/build", "--kv-heads", "8"])
+    assert args.impls[-1] == "fmv3" and args.kv_heads == 8
+    monkeypatch.setenv("FLASHMASK_FMV3_BUILD", "/y/build")
+    assert mask_suite.parse_args(["run", "--impls", "fmv3"]).fmv3 == "/y/build"
+    monkeypatch.delenv("FLASHMASK_FMV3_BUILD")
+    for bad in (["--impls", "fmv3"], ["--kv-heads", "5"]):
+        with pytest.raises(SystemExit):
+            mask_suite.parse_args(["run", *bad])

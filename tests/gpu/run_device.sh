@@ -2,6 +2,7 @@
 # One device call: build the torch door (reusing .device_build objects),
 # then the steps named in $STEPS (default: test sanitize bench), logs to $OUT.
 #   STEPS="test" bash tests/gpu/run_device.sh
+#   STEPS=suite SUITE_SEQLENS=8192 bash tests/gpu/run_device.sh   (carry .anchors for the V3 baseline)
 set -u
 OUT=${OUT:-/tmp/fm_out}; mkdir -p "$OUT"
 STEPS=${STEPS:-"test memcheck racecheck bench"}
@@ -50,5 +51,33 @@ for step in $STEPS; do
     bench)
       timeout ${BENCH_TIMEOUT:-300} python benchmarks/gpu_bench.py ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -22 "$OUT/bench.log" ;;
+    suite)
+      # benchmarks/mask_suite.py at SUITE_SEQLENS (all twelve masks unless SUITE_MASKS), with the
+      # official V3 when its kit was carried (../shared/anchors/fmv3/README.md): .anchors/fmv3 (31 MB),
+      # or .anchors/fmv3.tgz (3 MB: tar czf .anchors/fmv3.tgz -C .anchors fmv3); a failed V3 build
+      # only drops it. SUITE_KV_HEADS: a GQA run (V3 is MHA-only: not built).
+      # The JSON is rewritten after every config, so a timeout keeps what ran. The kit reuses the kernel
+      # objects compiled on the CPU box only if its nvcc flags match: build them there with the same
+      # FMV3_INST and CUDA_HOME (build.sh kernels).
+      impls=${SUITE_IMPLS:-"flashmask flex cudnn"}; fmv3=""
+      [ ! -d .anchors/fmv3 ] && [ -f .anchors/fmv3.tgz ] && tar xzf .anchors/fmv3.tgz -C .anchors
+      if [ -d .anchors/fmv3 ] && [ -z "${SUITE_KV_HEADS:-}" ]; then
+        if FMV3_INST=.anchors/fmv3/inst CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} timeout ${FMV3_BUILD_TIMEOUT:-240} \
+            bash .anchors/fmv3/build.sh > "$OUT/fmv3_build.log" 2>&1; then
+          impls="$impls fmv3"; fmv3="--fmv3 .anchors/fmv3/build"; grep -E "^\[(time|load)\]" "$OUT/fmv3_build.log"
+        else
+          echo "fmv3 build rc=$? (the suite runs without V3):"; tail -8 "$OUT/fmv3_build.log"
+        fi
+      fi
+      seqlens=${SUITE_SEQLENS:-8192}
+      tag=$(echo $seqlens | tr ' ' _)${SUITE_KV_HEADS:+_gqa$SUITE_KV_HEADS}
+      timeout ${SUITE_TIMEOUT:-420} python benchmarks/mask_suite.py run --seqlens $seqlens \
+        ${SUITE_MASKS:+--masks $SUITE_MASKS} ${SUITE_KV_HEADS:+--kv-heads $SUITE_KV_HEADS} --impls $impls $fmv3 \
+        --warmup 1 --extra-head-dims ${SUITE_ARGS:-} --json "$OUT/suite_$tag.json" > "$OUT/suite_$tag.log" 2>&1
+      echo "suite rc=$? ($OUT/suite_$tag.json)"; grep -iE "error|Traceback" "$OUT/suite_$tag.log" | tail -5
+      # the tables, without writing RESULTS.md here (report that JSON where it is merged)
+      python -c "import json, sys; sys.path.insert(0, 'benchmarks'); import mask_suite as m;
+d = json.load(open(sys.argv[1])); print(m.markdown(d['rows'], [d['meta']]))" "$OUT/suite_$tag.json" \
+        > "$OUT/suite_$tag.md" 2>&1; sed -n '/^### /,$p' "$OUT/suite_$tag.md" ;;
   esac
 done
