@@ -127,8 +127,10 @@ def run_case(c, rng):
     finite = paddle.isfinite(ref_lse)
     if not bool((paddle.isfinite(lse) == finite).all()):
         problems.append("lse -inf pattern")
-    elif bool(finite.any()) and float((lse - ref_lse).abs().masked_select(finite).max()) > LSE_TOL:
-        problems.append("lse")
+    elif bool(finite.any()):  # float32 lse: relative to its size (long rows, scale ~1: |lse| ~ 30)
+        err = ((lse - ref_lse).abs() / ref_lse.abs().clip(min=1.0)).masked_select(finite).max()
+        if float(err) > LSE_TOL:
+            problems.append(f"lse {float(err):.2e}")
     for name, g, rg in zip(("dq", "dk", "dv", "dsink"), grads, ref_grads):
         if not bool(paddle.isfinite(g).all()) or rel_err(g, rg, floor=1.0) > GRAD_TOL:
             problems.append(f"{name} {rel_err(g, rg, floor=1.0):.2e}")
