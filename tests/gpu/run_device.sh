@@ -2,7 +2,8 @@
 # One device call: build the torch door (reusing .device_build objects),
 # then the steps named in $STEPS (default: test sanitize bench), logs to $OUT.
 #   STEPS="test" bash tests/gpu/run_device.sh
-#   STEPS=suite SUITE_SEQLENS=8192 bash tests/gpu/run_device.sh   (carry .anchors for the V3 baseline)
+#   STEPS=suite SUITE_SEQLENS=8192 bash tests/gpu/run_device.sh   (carry .anchors/fmv3.tgz for the V3 baseline)
+#   STEPS=vs_fmv3 VS_SEQLENS="8192 32768" bash tests/gpu/run_device.sh
 set -u
 OUT=${OUT:-/tmp/fm_out}; mkdir -p "$OUT"
 STEPS=${STEPS:-"test memcheck racecheck bench"}
@@ -10,6 +11,20 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:${PYTHONPATH:-}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 python custom_ops/torch/build.py --jobs 16 --archs 90 > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
 tail -3 "$OUT/build.log"
+# The official V3 baseline (../shared/anchors/fmv3/README.md) from a carried .anchors/fmv3 (31 MB)
+# or .anchors/fmv3.tgz (3 MB: tar czf .anchors/fmv3.tgz -C .anchors fmv3). The kit reuses the kernel
+# objects compiled on the CPU box only if its nvcc flags match: build them there with the same
+# FMV3_INST and CUDA_HOME (build.sh kernels). False (and the log's tail) when it cannot be built.
+build_fmv3() {
+  [ ! -d .anchors/fmv3 ] && [ -f .anchors/fmv3.tgz ] && tar xzf .anchors/fmv3.tgz -C .anchors
+  [ -d .anchors/fmv3 ] || { echo "no .anchors/fmv3 carried: no V3 baseline"; return 1; }
+  if FMV3_INST=.anchors/fmv3/inst CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} timeout ${FMV3_BUILD_TIMEOUT:-240} \
+      bash .anchors/fmv3/build.sh > "$OUT/fmv3_build.log" 2>&1; then
+    grep -E "^\[(time|load)\]" "$OUT/fmv3_build.log"; return 0
+  fi
+  echo "fmv3 build failed (runs without V3):"; tail -8 "$OUT/fmv3_build.log"; return 1
+}
+
 for step in $STEPS; do
   case $step in
     test)
@@ -51,24 +66,19 @@ for step in $STEPS; do
     bench)
       timeout ${BENCH_TIMEOUT:-300} python benchmarks/gpu_bench.py ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -22 "$OUT/bench.log" ;;
+    vs_fmv3)
+      # benchmarks/vs_fmv3.py: ours against V3 in alternating rounds at each of VS_SEQLENS
+      build_fmv3 && for s in ${VS_SEQLENS:-8192}; do
+        timeout ${VS_TIMEOUT:-300} python benchmarks/vs_fmv3.py run --fmv3 .anchors/fmv3/build --seqlen $s \
+          ${VS_ARGS:-} --json "$OUT/vs_fmv3_$s.json" 2>&1 | tee "$OUT/vs_fmv3_$s.log" | tail -14
+      done ;;
     suite)
       # benchmarks/mask_suite.py at SUITE_SEQLENS (all twelve masks unless SUITE_MASKS), with the
-      # official V3 when its kit was carried (../shared/anchors/fmv3/README.md): .anchors/fmv3 (31 MB),
-      # or .anchors/fmv3.tgz (3 MB: tar czf .anchors/fmv3.tgz -C .anchors fmv3); a failed V3 build
-      # only drops it. SUITE_KV_HEADS: a GQA run (V3 is MHA-only: not built).
-      # The JSON is rewritten after every config, so a timeout keeps what ran. The kit reuses the kernel
-      # objects compiled on the CPU box only if its nvcc flags match: build them there with the same
-      # FMV3_INST and CUDA_HOME (build.sh kernels).
+      # official V3 when its kit was carried (build_fmv3); a failed V3 build only drops it.
+      # SUITE_KV_HEADS: a GQA run (V3 is MHA-only: not built).
+      # The JSON is rewritten after every config, so a timeout keeps what ran.
       impls=${SUITE_IMPLS:-"flashmask flex cudnn"}; fmv3=""
-      [ ! -d .anchors/fmv3 ] && [ -f .anchors/fmv3.tgz ] && tar xzf .anchors/fmv3.tgz -C .anchors
-      if [ -d .anchors/fmv3 ] && [ -z "${SUITE_KV_HEADS:-}" ]; then
-        if FMV3_INST=.anchors/fmv3/inst CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} timeout ${FMV3_BUILD_TIMEOUT:-240} \
-            bash .anchors/fmv3/build.sh > "$OUT/fmv3_build.log" 2>&1; then
-          impls="$impls fmv3"; fmv3="--fmv3 .anchors/fmv3/build"; grep -E "^\[(time|load)\]" "$OUT/fmv3_build.log"
-        else
-          echo "fmv3 build rc=$? (the suite runs without V3):"; tail -8 "$OUT/fmv3_build.log"
-        fi
-      fi
+      if [ -z "${SUITE_KV_HEADS:-}" ] && build_fmv3; then impls="$impls fmv3"; fmv3="--fmv3 .anchors/fmv3/build"; fi
       seqlens=${SUITE_SEQLENS:-8192}
       tag=$(echo $seqlens | tr ' ' _)${SUITE_KV_HEADS:+_gqa$SUITE_KV_HEADS}
       timeout ${SUITE_TIMEOUT:-420} python benchmarks/mask_suite.py run --seqlens $seqlens \
