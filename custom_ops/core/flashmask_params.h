@@ -91,6 +91,11 @@ struct FwdParams {
 
   int32_t num_threads = 0;  // CPU only; 0 = library default
   KernelOptions kernels;
+
+  // Set by the CUDA dispatcher only (doors leave 0): the first batch of a
+  // launch it split off the call (CUDA grids take at most 65535 batches), so
+  // that dropout's row ids count batches of the whole call.
+  int32_t batch_offset = 0;
 };
 
 struct BwdParams : FwdParams {

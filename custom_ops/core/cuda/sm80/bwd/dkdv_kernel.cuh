@@ -264,7 +264,7 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
             pd[1] = pv[1];
             if constexpr (dropout) {
               bool keep[2];
-              keep_pair(drop, static_cast<uint64_t>(row_base + i), j, keep[0], keep[1]);
+              keep_pair(drop, dropout_row(p, b, hq, i), j, keep[0], keep[1]);
 #pragma unroll
               for (int e = 0; e < 2; ++e) {
                 pd[e] = keep[e] ? pv[e] * drop.rescale : 0.f;

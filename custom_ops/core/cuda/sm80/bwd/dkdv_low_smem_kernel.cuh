@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
             float dpv = dp[0][nt][hr * 2 + e];
             float pd = pv;
             if constexpr (dropout) {
-              const uint64_t row_id = static_cast<uint64_t>(row_base + i);
+              const uint64_t row_id = dropout_row(p, b, hq, i);
               if (keep_one(drop, row_id, j)) {
                 pd = pv * drop.rescale;
                 dpv *= drop.rescale;

@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdParams p,
             float pv = exp2f(s[0][nt][hr * 2 + e] * scale_log2 - lse2[hr]);
             if (partial && mc.masked(cb, i, j)) pv = 0.f;
             float dpv = dp[0][nt][hr * 2 + e];
-            if (dropout) dpv = keep_one(drop, static_cast<uint64_t>(row_base + i), j) ? dpv * drop.rescale : 0.f;
+            if (dropout) dpv = keep_one(drop, dropout_row(p, b, h, i), j) ? dpv * drop.rescale : 0.f;
             s[0][nt][hr * 2 + e] = pv * (dpv - dl[hr]);
           }
         }

@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
           const int i = r0 + wrow0 + mt * 16 + g + hr * 8;
-          const uint64_t row_id = (static_cast<uint64_t>(b) * p.num_heads + h) * p.seqlen_q + i;
+          const uint64_t row_id = dropout_row(p, b, h, i);
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt) {
             bool k0, k1;
