@@ -83,7 +83,7 @@ __device__ __forceinline__ int tile_kind(const TileBounds& t, int r0, int r1, in
 
 // The last key row i sees on a kTileCausalOnly tile (keys past it are masked).
 __device__ __forceinline__ int last_key(int i, const FwdParams& p) {
-  return p.causal ? min(p.seqlen_k - 1, i + p.seqlen_k - p.seqlen_q) : p.seqlen_k - 1;
+  return p.causal ? min(p.seqlen_k - 1, i + (p.seqlen_k - p.seqlen_q)) : p.seqlen_k - 1;
 }
 
 // The step variant a visited tile runs: no element mask, the causal-only
