@@ -28,9 +28,9 @@ __device__ __forceinline__ bool block_kept(const FwdParams& p, int b, int h, int
   const BlockMaskArgs& bm = p.block_mask;
   if (bm.heads == 0) return true;
   const int hb = bm.heads == 1 ? 0 : bm.heads == p.num_heads ? h : h / (p.num_heads / p.num_heads_k);
+  const int blocks_k = (p.seqlen_k + kBlockMaskSize - 1) / kBlockMaskSize;  // block_mask_blocks(Sk)
   const int64_t at = b * bm.batch_stride + hb * bm.head_stride +
-                     static_cast<int64_t>(r0 / kBlockMaskSize) * block_mask_blocks(p.seqlen_k) +
-                     c0 / kBlockMaskSize;
+                     static_cast<int64_t>(r0 / kBlockMaskSize) * blocks_k + c0 / kBlockMaskSize;
   return __ldg(bm.blocks + at) != 0;
 }
 

@@ -171,13 +171,15 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
   for (int hq = hk * group, m_lo = m_first; hq < (m_first < m_tiles ? hk + 1 : hk) * group;) {
     const int hm = mask_head_of(p, hq);
     const MaskCols mc = mask_cols(p, b, hm);
-    // Query tiles of head hq: the fully masked ones are never listed.
+    // Query tiles of head hq: the fully masked ones and those in a dropped
+    // block_mask block (looked up for this query head) are never listed.
     const TileBounds tb =
         p.mask.ncols > 0
             ? merged_bounds(bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k,
                             n_tile * (BN / kBlockN), BN / kBlockN, n_tiles_k)
             : no_mask_bounds(p.seqlen_q);
     auto kind_of = [&](int m) {
+      if (!block_kept(p, b, hq, m * BM, c0)) return static_cast<int>(TileKind::kFullyMasked);
       return tile_kind<true>(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN);
     };
 

@@ -99,13 +99,15 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
       const int j = c0 + kr0 + hr * 8;
       cb[hr] = j < p.seqlen_k ? mc.column(j) : ColumnBounds{0, 0, 0, 0};
     }
-    // Query tiles of head hq: the fully masked ones are never listed.
+    // Query tiles of head hq: the fully masked ones and those in a dropped
+    // block_mask block (looked up for this query head) are never listed.
     const TileBounds tb =
         p.mask.ncols > 0
             ? merged_bounds(bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k,
                             n_tile * (BN / kBlockN), BN / kBlockN, n_tiles_k)
             : no_mask_bounds(p.seqlen_q);
     auto kind_of = [&](int m) {
+      if (!block_kept(p, b, hq, m * BM, c0)) return static_cast<int>(TileKind::kFullyMasked);
       return tile_kind(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN);
     };
 

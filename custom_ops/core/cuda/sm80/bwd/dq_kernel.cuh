@@ -61,9 +61,10 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdParams p,
   const int n_end = (col_end + kBlockN - 1) / kBlockN;
   const TileBounds* tb =
       p.mask.ncols > 0 ? bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k : nullptr;
-  // Key tiles [0, n_end) less the fully masked ones, in chunks of
-  // sm80::kTileListCap candidates.
+  // Key tiles [0, n_end) less the fully masked ones and those in a dropped
+  // block_mask block, in chunks of sm80::kTileListCap candidates.
   auto kind_of = [&](int n) {
+    if (!block_kept(p, b, h, r0, n * kBlockN)) return static_cast<int>(TileKind::kFullyMasked);
     return tile_kind(tb ? tb[n] : no_mask_bounds(p.seqlen_q), r0, r1, n * kBlockN, p);
   };
 

@@ -64,13 +64,14 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   cp_async_commit();
 
   // Which key tiles this query tile must visit: [0, n_end) less the fully
-  // masked ones, listed and visited sm80::kTileListCap candidates at a time
-  // (for_each_tile_chunk).
+  // masked ones and those in a dropped block_mask block, listed and visited
+  // sm80::kTileListCap candidates at a time (for_each_tile_chunk).
   const int col_end = p.causal ? min(p.seqlen_k, max(0, r1 + shift)) : p.seqlen_k;
   const int n_end = (col_end + kBlockN - 1) / kBlockN;
   const TileBounds* tb =
       p.mask.ncols > 0 ? bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k : nullptr;
   auto kind_of = [&](int n) {
+    if (!block_kept(p, b, h, r0, n * kBlockN)) return static_cast<int>(TileKind::kFullyMasked);
     return tile_kind<true>(tb ? tb[n] : no_mask_bounds(p.seqlen_q), r0, r1, n * kBlockN, p);
   };
 
