@@ -167,8 +167,12 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
   // One iteration per (query head hq of the GQA group, chunk of
   // sm80::kTileListCap query tiles from m_lo): one loop, not a chunk loop
   // inside the head loop (that nesting made ptxas spill inside the step).
+  // Where to go on is in the chunk list's sentinel, ~(the next chunk's first
+  // tile | kNextHead when it is the next head's), not in registers across the
+  // steps (d128 on sm_90a: no spills at all; with a live m_first, 32 bytes).
   const int m_first = (p.causal ? max(0, c0 - shift) : 0) / BM;
-  for (int hq = hk * group, m_lo = m_first; hq < (m_first < m_tiles ? hk + 1 : hk) * group;) {
+  constexpr int kNextHead = 1 << 29;  // in a sentinel: the next chunk is the next head's first
+  for (int hq = hk * group, m_lo = m_first; m_first < m_tiles && hq < (hk + 1) * group;) {
     const int hm = mask_head_of(p, hq);
     const MaskCols mc = mask_cols(p, b, hm);
     // Query tiles of head hq: the fully masked ones and those in a dropped
@@ -318,19 +322,16 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
     }
     const int m_hi = min(m_lo + sm80::kTileListCap, m_tiles);
     const int count = compact_tiles<NTH, true>(m_lo, m_hi, kind_of, list, scratch,
-                                               m_hi < m_tiles ? ~m_hi : -1);
+                                               ~(m_hi < m_tiles ? m_hi : m_first | kNextHead));
     int sentinel = list[0];
     if (count > 0) {  // uniform across the CTA
       issue(list[0], 0);
       sentinel = visit_tiles(list, list[0], step);
       __syncthreads();  // the last step's reads are done before the next chunk's loads
     }
-    if (sentinel != -1) {
-      m_lo = ~sentinel;
-    } else {
-      ++hq;
-      m_lo = m_first;
-    }
+    const int next = ~sentinel;
+    hq += (next & kNextHead) != 0;
+    m_lo = next & (kNextHead - 1);
   }
 
   // dK = scale * sum dS^T Q, dV = sum P^T dO (summed over the GQA group),

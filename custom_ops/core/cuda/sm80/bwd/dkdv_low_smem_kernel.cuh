@@ -90,7 +90,8 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
   // One iteration per (query head hq of the GQA group, chunk of
   // sm80::kTileListCap query tiles from m_lo), as in dkdv_kernel.cuh.
   const int m_first = (p.causal ? max(0, c0 - shift) : 0) / BM;
-  for (int hq = hk * group, m_lo = m_first; hq < (m_first < m_tiles ? hk + 1 : hk) * group;) {
+  constexpr int kNextHead = 1 << 29;  // in a sentinel: the next chunk is the next head's first
+  for (int hq = hk * group, m_lo = m_first; m_first < m_tiles && hq < (hk + 1) * group;) {
     const int hm = mask_head_of(p, hq);
     const MaskCols mc = mask_cols(p, b, hm);
     ColumnBounds cb[2];
@@ -223,12 +224,11 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
       if (!atomic_dq) __syncthreads();
     };
     // compact_tiles' barriers follow the previous chunk's reads of the list
-    // and of both Q / dO buffers. Where to go on is the list's sentinel:
-    // ~(next chunk's first tile), or -1 after this head's last chunk (kept
-    // in shared memory, not in a register across the steps).
+    // and of both Q / dO buffers. Where to go on is in the list's sentinel
+    // (as in dkdv_kernel.cuh).
     const int m_hi = min(m_lo + sm80::kTileListCap, m_tiles);
     const int count = compact_tiles<NTH, true>(m_lo, m_hi, kind_of, list, scratch,
-                                               m_hi < m_tiles ? ~m_hi : -1);
+                                               ~(m_hi < m_tiles ? m_hi : m_first | kNextHead));
     if (count > 0) issue(0, 0);
     cp_async_commit();
     for (int it = 0; it < count; ++it) {
@@ -237,13 +237,9 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
       else
         step(it, count, std::false_type{});
     }
-    const int sentinel = list[count];
-    if (sentinel != -1) {
-      m_lo = ~sentinel;
-    } else {
-      ++hq;
-      m_lo = m_first;
-    }
+    const int next = ~list[count];  // the sentinel
+    hq += (next & kNextHead) != 0;
+    m_lo = next & (kNextHead - 1);
   }
 
   cp_async_wait<0>();  // no copy may land after exit (count may be 0)
