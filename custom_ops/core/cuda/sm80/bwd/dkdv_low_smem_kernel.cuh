@@ -34,8 +34,8 @@ struct LowSmemDkdvSmem {
   static constexpr int kTileBytes = (2 * kKTile + 4 * kQTile + BN * kLdS) * 2 + 4 * kBlockMBwd * 4;
   // + the tile list (fixed capacity: the same at any seqlen_q)
   static constexpr size_t kBytes = kTileBytes + sm80::tile_list_bytes(kThreads);
-  // The A100 fallback up to d192 (d192: 165,920 of 166,912 bytes); d256 needs
-  // 214 KB, which no column kernel brings under an A100's 163 KB yet.
+  // The A100 fallback up to d192 (d192: 165,908 of 166,912 bytes); d256 needs
+  // 215,060 B, and no column kernel fits an A100 there yet.
   static_assert(kBytes <= sm80::kH100MaxSmem, "the low-smem column kernel must fit an H100");
   static_assert(D > 192 || kBytes <= sm80::kA100MaxSmem, "up to d192 it must fit an A100");
 };
