@@ -13,7 +13,20 @@ from flashmask_ref import random_startend  # noqa: E402
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
 
-def case(sq, sk, h, hk, d, dtype, causal, ncols, dropout=0.0, deterministic=False, seed=0):
+def case(sq, sk, h, hk, d, dtype, causal, ncols, dropout=0.0, deterministic=False, seed=0, env=None):
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    try:
+        run(sq, sk, h, hk, d, dtype, causal, ncols, dropout, deterministic, seed)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+
+
+def run(sq, sk, h, hk, d, dtype, causal, ncols, dropout, deterministic, seed):
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(1, sq, h, d, generator=gen).cuda().to(dtype).requires_grad_()
     k = torch.randn(1, sk, hk, d, generator=gen).cuda().to(dtype).requires_grad_()
@@ -38,6 +51,11 @@ def main():
             dict(sq=129, sk=129, h=2, hk=1, d=96, dtype=torch.bfloat16, causal=False, ncols=2, dropout=0.2),
             dict(sq=65, sk=200, h=1, hk=1, d=256, dtype=torch.float16, causal=True, ncols=2),
             dict(sq=100, sk=100, h=2, hk=2, d=192, dtype=torch.bfloat16, causal=True, ncols=0, deterministic=True),
+            # > 512 key and query tiles of 64: the sm80 kernels' tile lists in two chunks
+            dict(sq=33000, sk=33000, h=2, hk=1, d=64, dtype=torch.bfloat16, causal=True, ncols=1,
+                 deterministic=True, env={"FLASHMASK_DISABLE_SM90": "1"}),
+            dict(sq=33000, sk=33000, h=2, hk=1, d=128, dtype=torch.bfloat16, causal=True, ncols=1,
+                 env={"FLASHMASK_DISABLE_SM90": "1", "FLASHMASK_FORCE_LOW_SMEM_BWD": "1"}),
         ]
     for i, c in enumerate(cases):
         case(seed=i, **c)
