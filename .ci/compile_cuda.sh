@@ -43,7 +43,7 @@ step "generate_kernels.py --check"
 #    (sm80 forward, sm80 backward, sm90a forward, sm90a backward: key-split
 #    d128 and head-dim-split d256)
 CU=custom_ops/core/cuda
-for src in dispatch/dispatch.cu prep/mask_bounds.cu sm80/bwd/prepost.cu sm90/fwd/entry.cu sm90/bwd/entry.cu \
+for src in dispatch/dispatch.cu prep/mask_bounds.cu common/sink_grad.cu sm80/bwd/prepost.cu sm90/fwd/entry.cu sm90/bwd/entry.cu \
            instantiations/fwd_sm80_bf16_d128.cu instantiations/bwd_sm80_bf16_d128.cu \
            instantiations/fwd_sm90_bf16_d128.cu instantiations/bwd_sm90_bf16_d128.cu \
            instantiations/bwd_sm90_bf16_d256.cu; do
