@@ -68,7 +68,7 @@ for step in $STEPS; do
       echo "bench rc=$?"; tail -22 "$OUT/bench.log" ;;
     features)
       # benchmarks/features_gpu.py: the sink's cost, block_mask scaling, MLA shapes against Flex
-      timeout ${FEAT_TIMEOUT:-240} python benchmarks/features_gpu.py run --seqlens ${FEAT_SEQLENS:-8192} \
+      timeout ${FEAT_TIMEOUT:-240} python benchmarks/features_gpu.py run --seqlens ${FEAT_SEQLENS:-8192} ${FEAT_ARGS:-} \
         --json "$OUT/features.json" > "$OUT/features.log" 2>&1; echo "features rc=$?"; tail -14 "$OUT/features.log" ;;
     vs_fmv3)
       # benchmarks/vs_fmv3.py: ours against V3 in alternating rounds at each of VS_SEQLENS
