@@ -11,9 +11,12 @@ rounds (issue #30's speed targets):
               Hopper kernels) against torch.compile'd FlexAttention, which
               takes Dv != D natively (target: total >= 1.4 x Flex).
 
-    python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--json PATH]
+    python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--parts sink mla block_mask]
+                                          [--json PATH]
     python benchmarks/features_gpu.py report PATH.json [PATH.json ...]
 
+--parts defaults to sink and mla: the doors refuse block_mask on GPU until
+its kernels pass their device run (docs/design/features.md).
 B*S = 128K tokens, H = 32, d = 128, bf16, the paper's masks (seed 0); each
 timing is the median of --reps CUDA-event timings, each figure the median
 over --rounds rounds that alternate the variants of one case.
@@ -124,7 +127,7 @@ def run(args):
         q, k, v = (leaf((batch, s, h, d)) for _ in range(3))
         dout = torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen)
         sink = torch.linspace(-1, 1, h, device=dev).requires_grad_()
-        for name in SINK_MASKS:
+        for name in SINK_MASKS if "sink" in args.parts else ():
             spec, idx, _ = paper_case(name, batch, s, h, dev)
             med = _time_variants({"plain": _calls(q, k, v, dout, idx, spec.causal),
                                   "sink": _calls(q, k, v, dout, idx, spec.causal, learnable_sink=sink)},
@@ -133,7 +136,7 @@ def run(args):
             print(f"sink  S={s:6d} {name:18s} fwd {med['sink']['fwd'] / med['plain']['fwd']:.3f} "
                   f"total {med['sink']['total'] / med['plain']['total']:.3f}", flush=True)
         nb = (s + 127) // 128
-        for name in BLOCK_MASKS:
+        for name in BLOCK_MASKS if "block_mask" in args.parts else ():
             spec, idx, _ = paper_case(name, batch, s, h, dev)
             variants = {}
             for f in FRACTIONS:
@@ -147,7 +150,7 @@ def run(args):
                 for v in med), flush=True)
         del q, k, v, dout
         torch.cuda.empty_cache()
-        for name in MLA_MASKS:
+        for name in MLA_MASKS if "mla" in args.parts else ():
             med = _time_variants(_mla_variants(s, batch, name, gen), args.rounds, args.reps)
             rows.append({"kind": "mla", "mask": name, "seqlen": s, "ms": med})
             flex = med["flex 192/128"]
@@ -175,7 +178,7 @@ def report(args):
     meta = datas[0]
     sink_rows = [r for r in rows if r["kind"] == "sink"]
     block_rows = [r for r in rows if r["kind"] == "block_mask"]
-    lines = ["## GPU features: learnable sink and block_mask", "",
+    lines = ["## GPU features: learnable sink, block_mask, MLA shapes", "",
              f"- date: {meta['date']}", f"- device: {meta['device']}; torch {meta['torch']}",
              f"- command: `{meta['command']}`",
              f"- B*S = {meta['tokens']} tokens, H = {meta['heads']}, d = {meta['head_dim']}, bf16, the paper's "
@@ -188,10 +191,11 @@ def report(args):
         p, s = r["ms"]["plain"], r["ms"]["sink"]
         lines.append(f"| {r['seqlen']} | {r['mask']} | {p['fwd']:.2f} | {s['fwd']:.2f} | {s['fwd'] / p['fwd']:.3f} | "
                      f"{p['total']:.2f} | {s['total']:.2f} | {s['total'] / p['total']:.3f} |")
-    lines += ["", "block_mask: random blocks kept with probability f; time(f) / (f x time(1)) "
-              "(target <= 1.25; below 1 where the kept share came out under f or fixed costs shrink).", "",
-              "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) |",
-              "|---|---|---|---|---|---|---|"]
+    if block_rows:
+        lines += ["", "block_mask: random blocks kept with probability f; time(f) / (f x time(1)) "
+                  "(target <= 1.25; below 1 where the kept share came out under f or fixed costs shrink).", "",
+                  "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) |",
+                  "|---|---|---|---|---|---|---|"]
     for r in block_rows:
         base = r["ms"]["f=1"]
         for v, m in r["ms"].items():
@@ -199,7 +203,8 @@ def report(args):
             lines.append(f"| {r['seqlen']} | {r['mask']} | {f:g} | {m['fwd']:.2f} | "
                          f"{m['fwd'] / (f * base['fwd']):.2f} | {m['total']:.2f} | {m['total'] / (f * base['total']):.2f} |")
     plot = os.path.join(ROOT, "benchmarks", "plots", "features_gpu.png")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2 if block_rows else 1, figsize=(10 if block_rows else 5.5, 3.4), squeeze=False)
+    axes = axes[0]
     labels = [f"{r['mask']}\n{r['seqlen'] // 1024}K" for r in sink_rows]
     xs = range(len(sink_rows))
     for off, part in ((-0.2, "fwd"), (0.2, "total")):
@@ -214,14 +219,14 @@ def report(args):
         fs = [float(v.split("=")[1]) for v in r["ms"]]
         axes[1].plot(fs, [m["total"] / r["ms"]["f=1"]["total"] for m in r["ms"].values()], "o-",
                      label=f"{r['mask']} {r['seqlen'] // 1024}K")
-    axes[1].plot([0, 1], [0, 1], color="gray", lw=0.8, ls="--")
-    axes[1].set_xlabel("fraction f of blocks kept")
-    axes[1].set_ylabel("total time / time at f = 1")
-    axes[1].legend(fontsize=7)
+    if block_rows:
+        axes[1].plot([0, 1], [0, 1], color="gray", lw=0.8, ls="--")
+        axes[1].set_xlabel("fraction f of blocks kept")
+        axes[1].set_ylabel("total time / time at f = 1")
+        axes[1].legend(fontsize=7)
     fig.suptitle(f"learnable_sink cost and block_mask scaling ({meta['device']})", fontsize=9)
     fig.tight_layout()
     fig.savefig(plot, dpi=110)
-    lines += ["", "![sink cost and block_mask scaling](plots/features_gpu.png)", ""]
     mla_rows = [r for r in rows if r["kind"] == "mla"]
     if mla_rows:
         lines += ["", f"MLA shapes (q/k 192, v 128, H = {MLA_HEADS}): Flex's time / ours (our speed-up; "
@@ -238,6 +243,7 @@ def report(args):
                              f"{m['fwd']:.2f} | {fl['fwd'] / m['fwd']:.2f} | {m['total']:.2f} | "
                              f"{fl['total'] / m['total']:.2f} |")
         lines.append("")
+    lines += ["", "![sink cost and block_mask scaling](plots/features_gpu.png)", ""]
     update_section("features_gpu", "\n".join(lines))
 
 
@@ -247,6 +253,7 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--seqlens", type=int, nargs="+", default=[8192, 32768])
     r.add_argument("--tokens", type=int, default=128 * 1024)
+    r.add_argument("--parts", nargs="+", default=["sink", "mla"], choices=["sink", "block_mask", "mla"])
     r.add_argument("--rounds", type=int, default=3)
     r.add_argument("--reps", type=int, default=5)
     r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "features_gpu.json"))

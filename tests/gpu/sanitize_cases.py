@@ -14,9 +14,8 @@ from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
 
 def case(sq, sk, h, hk, d, dtype, causal, ncols, dropout=0.0, deterministic=False, seed=0,
-         dv=None, sink=False, blocks=False, sm80=False):
-    """sink / blocks: a learnable sink / a random block_mask; dv: value head dim;
-    sm80: the sm80 kernels on Hopper too."""
+         dv=None, sink=False, sm80=False):
+    """sink: a learnable sink; dv: value head dim; sm80: the sm80 kernels on Hopper too."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(1, sq, h, d, generator=gen).cuda().to(dtype).requires_grad_()
     k = torch.randn(1, sk, hk, d, generator=gen).cuda().to(dtype).requires_grad_()
@@ -26,9 +25,6 @@ def case(sq, sk, h, hk, d, dtype, causal, ncols, dropout=0.0, deterministic=Fals
     extras = {}
     if sink:
         extras["learnable_sink"] = torch.linspace(-1, 2, h, device="cuda").requires_grad_()
-    if blocks:
-        nb = ((sq + 127) // 128, (sk + 127) // 128)
-        extras["block_mask"] = (torch.rand(1, 1, *nb, generator=gen) < 0.6).to(torch.int32).cuda()
     if sm80:
         os.environ["FLASHMASK_DISABLE_SM90"] = "1"
     try:
@@ -53,12 +49,12 @@ def main():
             dict(sq=65, sk=200, h=1, hk=1, d=256, dtype=torch.float16, causal=True, ncols=2),
             dict(sq=100, sk=100, h=2, hk=2, d=192, dtype=torch.bfloat16, causal=True, ncols=0, deterministic=True),
         ]
-    # sinks, block masks and Dv != D on both kernel families
+    # sinks and Dv != D on both kernel families
     for sm80 in (False, True):
         cases += [
             dict(sq=300, sk=270, h=4, hk=2, d=128, dtype=torch.bfloat16, causal=True, ncols=2, sink=True,
-                 blocks=True, sm80=sm80),
-            dict(sq=260, sk=300, h=2, hk=1, d=64, dtype=torch.float16, causal=False, ncols=4, blocks=True,
+                 sm80=sm80),
+            dict(sq=260, sk=300, h=2, hk=1, d=64, dtype=torch.float16, causal=False, ncols=4, sink=True,
                  deterministic=True, sm80=sm80),
         ]
         if not quick:
