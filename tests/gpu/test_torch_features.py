@@ -1,8 +1,7 @@
-"""The torch door on CPU tensors with learnable_sink, block_mask and Dv != D,
-against a float64 dense torch reference; CUDA tensors refuse Dv != D (the CUDA
-kernels do not have it yet; their sink and block_mask tests are
-test_sink_gpu.py and test_block_mask_gpu.py). Skipped where torch or the
-extension is missing."""
+"""The torch door with learnable_sink, block_mask and Dv != D against a dense
+reference: on CPU tensors all three (float64), on CUDA tensors Dv != D (zero
+padded to a compiled head dim; the sink's own tests are test_sink_gpu.py).
+Skipped where torch or the extension is missing."""
 import pytest
 
 torch = pytest.importorskip("torch")
