@@ -7,17 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 from paddle_flashmask.torch import _ext, flashmask_attention  # noqa: E402
 
+from test_flashmask_torch import kernel_path  # noqa: E402,F401 (fixture)
+
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU", allow_module_level=True)
 if not _ext.is_available() or not _ext.has_cuda():
     pytest.skip("extension not built with CUDA kernels", allow_module_level=True)
-
-
-@pytest.fixture(params=["default", "sm80"])
-def kernel_path(request, monkeypatch):
-    if request.param == "sm80":
-        monkeypatch.setenv("FLASHMASK_DISABLE_SM90", "1")
-    return request.param
 
 
 def inputs(s=512, h=2, d=128, seed=0):

@@ -4,33 +4,18 @@ dense fp32 reference with the sink column (flashmask_ref.attention_ref):
 out, lse, dq, dk, dv and dsink. Tolerance as in test_flashmask_torch.py: at
 most twice the error of a dense implementation in the inputs' dtype, plus
 rounding noise."""
-import os
-
 import pytest
 
 torch = pytest.importorskip("torch")
 from paddle_flashmask.torch import _ext, flashmask_attention  # noqa: E402
 
 from flashmask_ref import attention_ref, dense_allowed, random_startend  # noqa: E402
+from test_flashmask_torch import LAYOUTS, kernel_path, rounding_noise  # noqa: E402,F401 (fixture)
 
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU", allow_module_level=True)
 if not _ext.is_available() or not _ext.has_cuda():
     pytest.skip("extension not built with CUDA kernels", allow_module_level=True)
-
-LAYOUTS = [(False, 0), (True, 0), (True, 1), (True, 2), (False, 2), (False, 4)]
-
-
-def noise(x):
-    return 2 * ((x + 0.3 - 0.3) - x).abs().max().item()
-
-
-@pytest.fixture(params=["default", "sm80"])
-def kernel_path(request, monkeypatch):
-    if request.param == "sm80":
-        monkeypatch.setenv("FLASHMASK_DISABLE_SM90", "1")
-    return request.param
-
 
 def run_sink_case(b, sq, sk, h, hk, d, dtype, causal, idx, sink_values, *, deterministic=None, seed=0):
     gen = torch.Generator().manual_seed(seed)
@@ -55,7 +40,7 @@ def run_sink_case(b, sq, sk, h, hk, d, dtype, causal, idx, sink_values, *, deter
 
     assert not torch.isnan(out).any() and not torch.isnan(lse).any()
     err, err_pt = (out.float() - out_ref).abs().max().item(), (out_pt.float() - out_ref).abs().max().item()
-    assert err <= 2 * err_pt + noise(out_ref.to(dtype).float()) + 1e-5, (err, err_pt)
+    assert err <= 2 * err_pt + rounding_noise(out_ref.to(dtype).float()) + 1e-5, (err, err_pt)
     assert (lse - lse_ref).abs().max().item() < 1e-2
     out.backward(dout)
     out_ref.backward(dout.float())
@@ -74,7 +59,7 @@ def run_sink_case(b, sq, sk, h, hk, d, dtype, causal, idx, sink_values, *, deter
                                (t.grad for t in leaves["pt"])):
         assert g is not None and not torch.isnan(g).any(), name
         e, e_pt = (g.float() - gr).abs().max().item(), (gp.float() - gr).abs().max().item()
-        tol = 2 * e_pt + noise(gr.to(dtype).float()) + 1e-4 * max(1.0, gr.abs().max().item())
+        tol = 2 * e_pt + rounding_noise(gr.to(dtype).float()) + 1e-4 * max(1.0, gr.abs().max().item())
         if name == "dsink":
             tol += 1.5 * out_bound.max().item()
         assert e <= tol, (name, e, e_pt, tol)
