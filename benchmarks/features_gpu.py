@@ -40,15 +40,12 @@ MLA_HEADS = 16  # 192/128 at H = 32 would not fit Flex's backward at 32K on an 8
 
 
 def _time_variants(variants, rounds, reps):
-    """{name: {"fwd": ms, "total": ms}}: per round, each variant's forward and
-    forward+backward medians, in turn; the median over rounds."""
-    from gpu_common import cuda_times_ms
+    """variants = {name: (fwd, total)} -> {name: {"fwd": ms, "total": ms}}, the
+    medians over alternating rounds (gpu_common.alternating_rounds)."""
+    from gpu_common import alternating_rounds
 
-    times = {n: {"fwd": [], "total": []} for n in variants}
-    for _ in range(rounds):
-        for name, (fwd, total) in variants.items():
-            times[name]["fwd"].append(statistics.median(cuda_times_ms(fwd, 1, reps)))
-            times[name]["total"].append(statistics.median(cuda_times_ms(total, 1, reps)))
+    times = alternating_rounds({n: {"fwd": fwd, "total": total} for n, (fwd, total) in variants.items()},
+                               rounds, reps)
     return {n: {p: statistics.median(t[p]) for p in t} for n, t in times.items()}
 
 

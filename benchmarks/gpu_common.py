@@ -31,6 +31,18 @@ def cuda_times_ms(fn, warmup, reps, after=None):
     return times
 
 
+def alternating_rounds(variants, rounds, reps):
+    """Same-run comparison: variants = {name: {part: fn}}; each round times every
+    (name, part) in turn (the median of `reps` CUDA-event timings after one
+    warm-up call). Returns {name: {part: [one median per round]}}."""
+    times = {n: {p: [] for p in parts} for n, parts in variants.items()}
+    for _ in range(rounds):
+        for n, parts in variants.items():
+            for p, fn in parts.items():
+                times[n][p].append(statistics.median(cuda_times_ms(fn, 1, reps)))
+    return times
+
+
 def cuda_time_ms(fn, warmup, reps):
     """Median of `reps` CUDA-event timings of fn() after `warmup` calls."""
     return statistics.median(cuda_times_ms(fn, warmup, reps))

@@ -33,7 +33,7 @@ PARTS = ("fwd", "bwd", "total")
 
 def run(args):
     import torch
-    from gpu_common import cuda_times_ms, load_fmv3, paper_case
+    from gpu_common import alternating_rounds, load_fmv3, paper_case
 
     from paddle_flashmask.torch import flashmask_attention
 
@@ -51,12 +51,9 @@ def run(args):
                  "fmv3": lambda: v3(q, k, v, idx_v3, causal=spec.causal)}
         with torch.no_grad():
             diff = float((impls["ours"]().float() - impls["fmv3"]().float()).abs().max())
-        times = {n: {"fwd": [], "total": []} for n in impls}
-        for _ in range(args.rounds):
-            for n, attn in impls.items():
-                times[n]["fwd"].append(statistics.median(cuda_times_ms(attn, 1, args.reps)))
-                times[n]["total"].append(statistics.median(cuda_times_ms(
-                    lambda: torch.autograd.grad(attn(), (q, k, v), dout), 1, args.reps)))
+        times = alternating_rounds(
+            {n: {"fwd": attn, "total": lambda attn=attn: torch.autograd.grad(attn(), (q, k, v), dout)}
+             for n, attn in impls.items()}, args.rounds, args.reps)
         med = {}
         for n, t in times.items():
             fwd, total = statistics.median(t["fwd"]), statistics.median(t["total"])
