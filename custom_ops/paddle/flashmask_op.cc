@@ -127,9 +127,12 @@ Extras contiguous_extras(const paddle::optional<paddle::Tensor>& block_mask,
   return e;
 }
 
-void set_extras(FwdParams* p, const Extras& e) {
+// The kernels read both through raw pointers: on query's device, or a GPU
+// kernel would read host memory (static graphs skip the Python check).
+void set_extras(FwdParams* p, const Extras& e, const paddle::Place& place) {
   if (e.block_mask) {
     const auto& bm = *e.block_mask;
+    require(bm.place() == place, "block_mask must be on query's device");
     require_type(bm.dtype() == paddle::DataType::INT32, "block_mask must be int32");
     require(bm.shape().size() == 4 && bm.shape()[0] == p->batch &&
                 bm.shape()[2] == flashmask::block_mask_blocks(p->seqlen_q) &&
@@ -138,6 +141,7 @@ void set_extras(FwdParams* p, const Extras& e) {
     flashmask::set_block_mask(p, bm.data<int32_t>(), static_cast<int32_t>(bm.shape()[1]));
   }
   if (e.sink) {
+    require(e.sink->place() == place, "learnable_sink must be on query's device");
     require_type(e.sink->dtype() == paddle::DataType::FLOAT32, "learnable_sink must be float32");
     require(e.sink->numel() == p->num_heads, "learnable_sink must be [num_heads]");
     p->learnable_sink = e.sink->data<float>();
@@ -208,7 +212,7 @@ std::vector<paddle::Tensor> Forward(const paddle::Tensor& query, const paddle::T
   const Extras extras = contiguous_extras(block_mask, sink);
   FwdParams p = make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
   p.kernels = flashmask::KernelOptions::from_bits(kernel_options);
-  set_extras(&p, extras);
+  set_extras(&p, extras, q.place());
   auto out = paddle::empty(out_shape(q.shape(), v.shape()), q.dtype(), q.place());
   auto lse = paddle::empty({q.shape()[0], q.shape()[2], q.shape()[1]}, paddle::DataType::FLOAT32,
                            q.place());
@@ -234,7 +238,7 @@ std::vector<paddle::Tensor> Backward(const paddle::Tensor& query, const paddle::
   BwdParams p;
   static_cast<FwdParams&>(p) =
       make_fwd_params(q, k, v, mask, seed_offset, dropout, causal, softmax_scale);
-  set_extras(&p, extras);
+  set_extras(&p, extras, q.place());
   const auto o_shape = out_shape(q.shape(), v.shape());
   require_type(o.dtype() == q.dtype() && dout.dtype() == q.dtype(),
                "backward: out and out_grad must have query's dtype");

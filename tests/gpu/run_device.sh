@@ -4,6 +4,7 @@
 #   STEPS="test" bash tests/gpu/run_device.sh
 #   STEPS=suite SUITE_SEQLENS=8192 bash tests/gpu/run_device.sh   (carry .anchors/fmv3.tgz for the V3 baseline)
 #   STEPS=vs_fmv3 VS_SEQLENS="8192 32768" bash tests/gpu/run_device.sh
+#   STEPS=ab AB_VARIANTS="name ..." bash tests/gpu/run_device.sh   (variants from tools/ab_tree.sh)
 set -u
 OUT=${OUT:-/tmp/fm_out}; mkdir -p "$OUT"
 STEPS=${STEPS:-"test memcheck racecheck bench"}
@@ -75,6 +76,20 @@ for step in $STEPS; do
       build_fmv3 && for s in ${VS_SEQLENS:-8192}; do
         timeout ${VS_TIMEOUT:-300} python benchmarks/vs_fmv3.py run --fmv3 .anchors/fmv3/build --seqlen $s \
           ${VS_ARGS:-} --json "$OUT/vs_fmv3_$s.json" 2>&1 | tee "$OUT/vs_fmv3_$s.log" | tail -14
+      done ;;
+    ab)
+      # benchmarks/ab_builds.py: this tree's build (BASE) against each variant
+      # prebuilt by tools/ab_tree.sh (NEW), linked here, at each of AB_SEQLENS
+      for v in ${AB_VARIANTS:-}; do
+        if ! (cd .device_build/ab/$v && python custom_ops/torch/build.py --jobs 16 --archs 90) > "$OUT/ab_build_$v.log" 2>&1; then
+          echo "ab: build of $v failed"; tail -20 "$OUT/ab_build_$v.log"; continue
+        fi
+        for s in ${AB_SEQLENS:-8192}; do
+          echo "== ab $v, S = $s"
+          timeout ${AB_TIMEOUT:-200} python benchmarks/ab_builds.py run paddle_flashmask/torch/_flashmask_torch.so \
+            .device_build/ab/$v/paddle_flashmask/torch/_flashmask_torch.so --seqlen $s ${AB_ARGS:-} \
+            --json "$OUT/ab_${v}_$s.json" 2>&1 | tail -16
+        done
       done ;;
     suite)
       # benchmarks/mask_suite.py at SUITE_SEQLENS (all twelve masks unless SUITE_MASKS), with the
