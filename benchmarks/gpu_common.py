@@ -156,6 +156,14 @@ def load_fmv3(build_dir):
     return flashmask_attention
 
 
+def fmv3_indices(spec, idx, device="cuda"):
+    """The mask tensor V3 gets for a paper_case: its interface takes no None, so
+    full and causal (idx None for ours) pass the paper's no-op columns."""
+    import torch
+
+    return idx if idx is not None else torch.from_numpy(np.ascontiguousarray(spec.startend_row_indices)).to(device)
+
+
 def fmv3_applies(head_dim, heads, kv_heads):
     """The kit builds V3 for bf16, head dim 128, MHA only (the benchmarks run bf16)."""
     return head_dim == 128 and heads == kv_heads

@@ -102,7 +102,7 @@ def _flex_block_mask(bounds, batch, seqlen, device):
 
 def bench_config(name, seqlen, head_dim, args, flex_fn, fmv3_fn):
     import torch
-    from gpu_common import cuda_time_ms, fmv3_applies, four_column_bounds, kernel_times_us, paper_case
+    from gpu_common import cuda_time_ms, fmv3_applies, fmv3_indices, four_column_bounds, kernel_times_us, paper_case
     from paddle_flashmask.torch import flashmask_attention
 
     dev, h, hk = "cuda", args.heads, args.kv_heads
@@ -125,8 +125,7 @@ def bench_config(name, seqlen, head_dim, args, flex_fn, fmv3_fn):
 
     impls = {"flashmask": (ours, dout), "flashmask_sm80": (ours, dout)}
     if fmv3_fn is not None and fmv3_applies(head_dim, h, hk):
-        # its interface takes no None mask: full and causal pass the paper's no-op columns
-        idx_v3 = idx if idx is not None else torch.from_numpy(np.ascontiguousarray(idx_np)).to(dev)
+        idx_v3 = fmv3_indices(spec, idx, dev)
         impls["fmv3"] = (lambda: fmv3_fn(q, k, v, idx_v3, causal=causal), dout)
     meta = {}
     if "flex" in args.impls:

@@ -33,7 +33,7 @@ PARTS = ("fwd", "bwd", "total")
 
 def run(args):
     import torch
-    from gpu_common import alternating_rounds, load_fmv3, paper_case
+    from gpu_common import alternating_rounds, fmv3_indices, load_fmv3, paper_case
 
     from paddle_flashmask.torch import flashmask_attention
 
@@ -43,7 +43,7 @@ def run(args):
     rows = []
     for name in args.masks:
         spec, idx, pairs = paper_case(name, batch, s, h, dev)
-        idx_v3 = idx if idx is not None else torch.from_numpy(np.ascontiguousarray(spec.startend_row_indices)).to(dev)
+        idx_v3 = fmv3_indices(spec, idx, dev)
         torch.manual_seed(0)
         q, k, v = (torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16).requires_grad_() for _ in range(3))
         dout = torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16)
