@@ -7,7 +7,9 @@
 # so only what BRANCH changes is compiled). On the device:
 #   STEPS=ab AB_VARIANTS="NAME ..." bash tests/gpu/run_device.sh
 # with .device_build/core, .device_build/sm90/cutlass_include.tgz and
-# .device_build/ab carried (about 14 MB per variant).
+# .device_build/ab carried. A variant keeps only the objects that differ from
+# this tree's (the ab step copies the rest in there): 1-3 MB for a change to
+# one kernel family.
 set -eu
 branch=$1 name=$2
 root=$(git rev-parse --show-toplevel)
@@ -18,5 +20,9 @@ git -C "$root" archive "$branch" custom_ops | tar x -C "$dest"
 cp -r "$root/.device_build/core" "$dest/.device_build/"
 cp "$root/.device_build/sm90/cutlass_include.tgz" "$dest/.device_build/sm90/"
 (cd "$dest" && python custom_ops/torch/build.py --objects-only --archs 90 --jobs "${JOBS:-2}")
-rm -rf "$dest/.device_build/sm90/cutlass_include" "$dest"/.device_build/core/*.d
+rm -rf "$dest/.device_build/sm90" "$dest"/.device_build/core/*.d
+for obj in "$dest"/.device_build/core/*.o; do
+  base=$root/.device_build/core/$(basename "$obj")
+  if cmp -s "$obj" "$base"; then rm "$obj" "$obj.stamp"; fi
+done
 du -sh "$dest"

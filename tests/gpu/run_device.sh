@@ -92,6 +92,9 @@ for step in $STEPS; do
       # benchmarks/ab_builds.py: this tree's build (BASE) against each variant
       # prebuilt by tools/ab_tree.sh (NEW), linked here, at each of AB_SEQLENS
       for v in ${AB_VARIANTS:-}; do
+        # the objects a variant shares with this tree (tools/ab_tree.sh dropped them), and the headers
+        cp -n .device_build/core/* .device_build/ab/$v/.device_build/core/
+        mkdir -p .device_build/ab/$v/.device_build/sm90 && cp .device_build/sm90/cutlass_include.tgz .device_build/ab/$v/.device_build/sm90/
         if ! (cd .device_build/ab/$v && python custom_ops/torch/build.py --jobs 16 --archs 90) > "$OUT/ab_build_$v.log" 2>&1; then
           echo "ab: build of $v failed"; tail -20 "$OUT/ab_build_$v.log"; continue
         fi
