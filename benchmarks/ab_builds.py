@@ -8,7 +8,8 @@ the check that a refactor (or a kernel change) keeps the speed.
 
 Each .so is a `_flashmask_torch` extension (custom_ops/torch/build.py) loaded
 under its own module object; its forward and backward are called directly, so
-the two builds may differ in their Python layer. Per (mask, build, round): the
+the two builds may differ in their Python layer. The kernel switches of the
+environment apply to both (FLASHMASK_DISABLE_SM90=1: the sm80 kernels). Per (mask, build, round): the
 median of `reps` CUDA-event timings of the forward and of the backward (which
 reuses one forward's out and lse). Printed: per mask, the median over rounds
 of each build's forward and backward ms and NEW / BASE. Both builds compute the
@@ -52,13 +53,15 @@ class Build:
     door can be timed side by side. Arity -> defaults for what follows the
     common arguments."""
 
-    FWD_TAIL = {8: [], 9: [True], 11: [None, None, 0]}
-    BWD_TAIL = {12: [], 14: [True, False], 15: [None, None, 0]}
-
     def __init__(self, name, path):
+        from paddle_flashmask.switches import kernel_options
+
+        opts = kernel_options()  # FLASHMASK_DISABLE_SM90=1: both builds' sm80 kernels
+        fwd_tail = {8: [], 9: [True], 11: [None, None, opts]}
+        bwd_tail = {12: [], 14: [True, False], 15: [None, None, opts]}
         self.name, self.ext = name, load_extension(path)
-        self.fwd_tail = self.FWD_TAIL[_arity(self.ext.forward)]
-        self.bwd_tail = self.BWD_TAIL[_arity(self.ext.backward)]
+        self.fwd_tail = fwd_tail[_arity(self.ext.forward)]
+        self.bwd_tail = bwd_tail[_arity(self.ext.backward)]
 
     def forward(self, q, k, v, idx, causal, scale):
         return self.ext.forward(q, k, v, idx, None, 0.0, causal, scale, *self.fwd_tail)
@@ -72,6 +75,8 @@ class Build:
 def run(args):
     import torch
     from gpu_common import cuda_times_ms, paper_case
+
+    from paddle_flashmask.switches import DISABLE_SM90, kernel_options
 
     builds = [Build("base", args.base), Build("new", args.new)]
     dev, s, d, h = "cuda", args.seqlen, args.head_dim, args.heads
@@ -120,7 +125,7 @@ def run(args):
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python benchmarks/ab_builds.py run " + " ".join(sys.argv[2:]),
             "seqlen": s, "head_dim": d, "batch": batch, "heads": h, "rounds": args.rounds,
-            "reps": args.reps}
+            "reps": args.reps, "kernels": "sm80" if kernel_options() & DISABLE_SM90 else "default"}
     with open(args.json, "w") as f:
         json.dump({**meta, "rows": rows}, f, indent=1)
 
@@ -153,7 +158,8 @@ def report(args):
     fig.savefig(plot, dpi=110)
     lines = [f"## Same-run A/B of two builds: {args.new} vs {args.base}", "",
              f"- date: {data.get('date', '')}", f"- device: {data['device']}; torch {data.get('torch', '')}",
-             f"- command: `{data.get('command', '')}`",
+             f"- command: `{data.get('command', '')}`" + (" with FLASHMASK_DISABLE_SM90=1 (the sm80 kernels)"
+                                                          if data.get("kernels") == "sm80" else ""),
              f"- B*S = {data['batch'] * data['seqlen']} tokens, H = {data['heads']}, bf16, D = {data['head_dim']}; "
              f"the paper's masks (seed 0); per mask {data['rounds']} rounds alternating the two builds, "
              f"each the median of {data['reps']} CUDA-event timings; the table gives the median over rounds.",
