@@ -71,6 +71,12 @@ step "mask_host_test (sm90 forward block kinds, column intervals, row bits, caus
 $NVCC $HOSTFLAGS "$ROOT/tests/gpu/standalone/sm90_fwd/mask_host_test.cu" -o "$WORK/mask_host_test"
 "$WORK/mask_host_test"
 
+# the dispatcher's batch slices (grids take 65535 batches): pointers and offsets
+step "batch_slices_host_test (dispatch/batch_chunks.h)"
+g++ -std=c++17 -Wall -I"$ROOT/custom_ops" "$ROOT/tests/gpu/standalone/dispatch/batch_slices_host_test.cc" \
+    -o "$WORK/batch_slices_host_test"
+"$WORK/batch_slices_host_test"
+
 # 2. the C ABI with CUDA
 step "g++ flashmask_api.cc"
 g++ -O2 -std=c++17 -fPIC -DFLASHMASK_WITH_CUDA -I"$ROOT/custom_ops" -c "$ROOT/custom_ops/core/flashmask_api.cc" -o "$OBJ/flashmask_api.o"

@@ -83,7 +83,7 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             window_size not an int or a pair of ints.
         ValueError: a tensor is not 4-D; value differs from key other than in head_dim (or at
             all on GPU); batch or head_dim differ between query and key; a zero size or one
-            over 2**31 - 1 (batch or num_heads over 65535 on GPU); num_heads is not a
+            over 2**31 - 1 (a seqlen over 2**31 - 2**16; num_heads over 65535 on GPU); num_heads is not a
             multiple of num_heads_k; head_dim outside [1, 512] (or above 256 on GPU;
             head dims other than 64/96/128/192/256 run zero-padded to the next one there); a tensor on another device than query; startend_row_indices or block_mask
             with the wrong batch, head count or length, or a column count `causal` does not

@@ -26,7 +26,13 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32")
 INDICES = "startend_row_indices"
 # Sizes and row bounds are int32 in the kernels.
 MAX_INT32 = 2**31 - 1
+# Longest seqlen_q / seqlen_k: the kernels index rows and keys in int32 and
+# round lengths up to whole tiles and blocks (<= 128) or shift them by
+# seqlen_k - seqlen_q; 2**16 below 2**31 leaves every such sum in range
+# (custom_ops/core/flashmask_params.h, kMaxSeqlen, the same number).
+MAX_SEQLEN = 2**31 - 2**16
 # The CUDA grids are (tiles, num_heads, batch): grid dims y and z stop at 65535.
+# Batches beyond run as several launches; num_heads must fit.
 MAX_GPU_GRID_YZ = 65535
 # Paddle 3.x's block_mask granularity: one entry per 128 x 128 (query, key) block.
 BLOCK_MASK_SIZE = 128
@@ -157,7 +163,7 @@ def check_qkv(query, key, value):
         raise ValueError(f"key batch size {bk} differs from query batch size {b}")
     if known(d) and known(dk) and d != dk:
         raise ValueError(f"key head_dim {dk} differs from query head_dim {d}")
-    grid_limited = ("query batch size", "query num_heads") if on_gpu else ()
+    grid_limited = ("query num_heads",) if on_gpu else ()
     for name, n in (("query batch size", b), ("query seqlen", sq), ("key seqlen", sk),
                     ("query num_heads", h), ("key num_heads", hk)):
         if not known(n):
@@ -166,6 +172,9 @@ def check_qkv(query, key, value):
             raise ValueError(f"{name} must be positive, got 0")
         if n > MAX_INT32:
             raise ValueError(f"{name} must be at most {MAX_INT32} (int32 in the kernels), got {n}")
+        if name.endswith("seqlen") and n > MAX_SEQLEN:
+            raise ValueError(f"{name} must be at most {MAX_SEQLEN} (2**31 - 2**16: the kernels index "
+                             f"rows and keys in int32, with room to round up to whole tiles), got {n}")
         if name in grid_limited and n > MAX_GPU_GRID_YZ:
             raise ValueError(f"{name} must be at most {MAX_GPU_GRID_YZ} on GPU (a CUDA grid "
                              f"dimension), got {n}")

@@ -18,6 +18,10 @@ const char* check_params(const flashmask::FwdParams& p) {
   if (p.batch < 0 || p.seqlen_q < 0 || p.seqlen_k < 0 || p.num_heads < 0 || p.head_dim <= 0)
     return "negative size or head_dim <= 0";
   if (p.head_dim_v < 0) return "head_dim_v must be >= 0 (0: same as head_dim)";
+  if (p.seqlen_q > flashmask::kMaxSeqlen || p.seqlen_k > flashmask::kMaxSeqlen)
+    return "seqlen_q and seqlen_k must be at most 2147418112 (2^31 - 2^16: int32 indices with room "
+           "to round up to whole tiles)";
+  if (p.batch_offset != 0) return "batch_offset is the CUDA dispatcher's; leave it 0";
   if (p.num_heads_k <= 0 || p.num_heads % p.num_heads_k != 0)
     return "num_heads must be a multiple of num_heads_k";
   const int mc = p.mask.ncols;

@@ -11,6 +11,12 @@ namespace flashmask {
 
 enum class DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
+// Longest seqlen_q / seqlen_k, 2^31 - 2^16: the kernels index rows and keys in
+// int32 and round a length up to whole tiles and blocks (at most 128) or shift
+// it by seqlen_k - seqlen_q; 2^16 of headroom keeps every such sum in range.
+// The C ABI refuses longer ones (paddle_flashmask/checks.py: MAX_SEQLEN).
+constexpr int32_t kMaxSeqlen = 2147418112;
+
 // Column-wise mask: startend_row_indices[b, h_mask, j, 0..ncols) (int32,
 // contiguous). ncols == 0 means "no mask tensor" (plain or causal attention).
 struct MaskArgs {
@@ -91,6 +97,11 @@ struct FwdParams {
 
   int32_t num_threads = 0;  // CPU only; 0 = library default
   KernelOptions kernels;
+
+  // Set by the CUDA dispatcher only (doors leave 0): the first batch of a
+  // launch it split off the call (CUDA grids take at most 65535 batches), so
+  // that dropout's row ids count batches of the whole call.
+  int32_t batch_offset = 0;
 };
 
 struct BwdParams : FwdParams {

@@ -36,7 +36,7 @@ void require_type(bool ok, const std::string& what) {
   if (!ok) PADDLE_THROW(common::errors::InvalidType("flashmask_attention: %s", what.c_str()));
 }
 
-// CUDA grid dims y and z (num_heads, batch) stop at 65535.
+// CUDA grid dim y (num_heads) stops at 65535 (batches beyond run in slices).
 constexpr int64_t kMaxGridYZ = 65535;
 
 using flashmask::BwdParams;
@@ -108,9 +108,11 @@ void check_sizes(const paddle::Tensor& q, const paddle::Tensor& k, const paddle:
       require(d > 0 && d <= INT32_MAX, "query, key and value dims must lie in [1, 2^31 - 1]");
   require(q.shape()[2] % k.shape()[2] == 0,
           "query num_heads must be a multiple of key num_heads (GQA/MQA)");
+  require(q.shape()[1] <= flashmask::kMaxSeqlen && k.shape()[1] <= flashmask::kMaxSeqlen,
+          "query and key seqlen must be at most 2147418112 (2^31 - 2^16: int32 indices with room "
+          "to round up to whole tiles)");
   if (q.is_gpu())
-    require(q.shape()[0] <= kMaxGridYZ && q.shape()[2] <= kMaxGridYZ,
-            "query batch size and num_heads must be at most 65535 on GPU");
+    require(q.shape()[2] <= kMaxGridYZ, "query num_heads must be at most 65535 on GPU");
 }
 
 // Optional inputs the core reads besides q, k, v and the column mask.

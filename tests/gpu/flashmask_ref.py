@@ -75,6 +75,13 @@ def dense_allowed(idx, causal, sq, sk, device):
     return ~masked
 
 
+def dense_block_mask(blocks, sq, sk):
+    """bool [B, h, Sq, Sk] from Paddle's block_mask [B, h, ceil(Sq/128), ceil(Sk/128)]:
+    False in the 128 x 128 blocks it sets to 0."""
+    kept = (blocks != 0).repeat_interleave(128, dim=2)[:, :, :sq]
+    return kept.repeat_interleave(128, dim=3)[:, :, :, :sk]
+
+
 def attention_ref(q, k, v, allowed, scale, keep=None, p_drop=0.0, upcast=True, sink=None):
     """softmax(scale QK^T, masked) V; rows with no allowed key -> 0, lse -inf.
     upcast: all math in fp32 (ground truth); else matmuls in the inputs' dtype.

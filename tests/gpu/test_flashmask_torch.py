@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from paddle_flashmask.torch import _ext, flashmask_attention  # noqa: E402
 
-from flashmask_ref import attention_ref, dense_allowed, dropout_keep, random_startend  # noqa: E402
+from flashmask_ref import attention_ref, dense_allowed, dense_block_mask, dropout_keep, random_startend  # noqa: E402
 
 DEVICE = os.environ.get("FLASHMASK_TEST_DEVICE", "cuda")
 if DEVICE == "cuda" and not torch.cuda.is_available():
@@ -33,7 +33,7 @@ def rounding_noise(x):
 
 
 def run_case(b, sq, sk, h, hk, d, dtype, causal, idx, *, dropout=0.0, scale=None, window=None,
-             seed=0, check_grad=True, deterministic=None):
+             seed=0, check_grad=True, deterministic=None, block_mask=None):
     gen = torch.Generator(device="cpu").manual_seed(seed)
     q = torch.randn(b, sq, h, d, generator=gen).to(DEVICE, dtype).requires_grad_()
     k = torch.randn(b, sk, hk, d, generator=gen).to(DEVICE, dtype).requires_grad_()
@@ -46,6 +46,8 @@ def run_case(b, sq, sk, h, hk, d, dtype, causal, idx, *, dropout=0.0, scale=None
         kwargs["window_size"] = window
     if dropout > 0:
         kwargs["fixed_seed_offset"] = torch.tensor([1234 + seed, 7 * seed], dtype=torch.int64)
+    if block_mask is not None:
+        kwargs["block_mask"] = block_mask.to(DEVICE)
     out, lse = flashmask_attention(q, k, v, idx_dev, **kwargs)
 
     scale_v = scale if scale is not None else d ** -0.5
@@ -54,6 +56,8 @@ def run_case(b, sq, sk, h, hk, d, dtype, causal, idx, *, dropout=0.0, scale=None
         wl = (window, window) if isinstance(window, int) else window
         idx_dev = window_startend_row_indices(b, sq, wl, causal, device=q.device)
     allowed = dense_allowed(idx_dev, causal, sq, sk, q.device)
+    if block_mask is not None:
+        allowed = allowed & dense_block_mask(block_mask.to(q.device), sq, sk)
     keep = None
     if dropout > 0:
         keep = dropout_keep(1234 + seed, 7 * seed, b, h, sq, sk, dropout, q.device)

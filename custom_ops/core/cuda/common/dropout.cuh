@@ -29,6 +29,14 @@ __device__ __forceinline__ Dropout make_dropout(const FwdParams& p) {
   return d;
 }
 
+// Philox row id of query row i of (batch b, head h): (b * H + h) * Sq + i
+// with b counted in the door's whole call (p.batch_offset: the first batch of
+// a launch the dispatcher split off), so the pattern does not depend on how
+// the batch was split (dispatch/batch_chunks.h).
+__device__ __forceinline__ uint64_t dropout_row(const FwdParams& p, int b, int h, int i) {
+  return (static_cast<uint64_t>(b + p.batch_offset) * p.num_heads + h) * p.seqlen_q + i;
+}
+
 // Keep bits of keys j0, j0 + 1 (j0 even) in score row row_id.
 __device__ __forceinline__ void keep_pair(const Dropout& d, uint64_t row_id, int j0, bool& k0,
                                           bool& k1) {

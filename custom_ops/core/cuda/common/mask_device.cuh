@@ -28,9 +28,9 @@ __device__ __forceinline__ bool block_kept(const FwdParams& p, int b, int h, int
   const BlockMaskArgs& bm = p.block_mask;
   if (bm.heads == 0) return true;
   const int hb = bm.heads == 1 ? 0 : bm.heads == p.num_heads ? h : h / (p.num_heads / p.num_heads_k);
+  const int blocks_k = (p.seqlen_k + kBlockMaskSize - 1) / kBlockMaskSize;  // block_mask_blocks(Sk)
   const int64_t at = b * bm.batch_stride + hb * bm.head_stride +
-                     static_cast<int64_t>(r0 / kBlockMaskSize) * block_mask_blocks(p.seqlen_k) +
-                     c0 / kBlockMaskSize;
+                     static_cast<int64_t>(r0 / kBlockMaskSize) * blocks_k + c0 / kBlockMaskSize;
   return __ldg(bm.blocks + at) != 0;
 }
 
@@ -83,7 +83,7 @@ __device__ __forceinline__ int tile_kind(const TileBounds& t, int r0, int r1, in
 
 // The last key row i sees on a kTileCausalOnly tile (keys past it are masked).
 __device__ __forceinline__ int last_key(int i, const FwdParams& p) {
-  return p.causal ? min(p.seqlen_k - 1, i + p.seqlen_k - p.seqlen_q) : p.seqlen_k - 1;
+  return p.causal ? min(p.seqlen_k - 1, i + (p.seqlen_k - p.seqlen_q)) : p.seqlen_k - 1;
 }
 
 // The step variant a visited tile runs: no element mask, the causal-only
@@ -105,21 +105,21 @@ __device__ __forceinline__ void run_step(int kind, Step& step, Args... args) {
 }
 
 // step(entry, next, it, MaskTag<..>{}) for every entry of a compact_tiles<..,
-// true> list (its entries, then -1); `first` is list[0], or -1 where the list
-// may be empty (no sentinel is written for an empty range); `next` is the
-// following entry or -1, `it` the entry's position. The loop carries the
-// entry and a pointer, not an index, the count and the list base: ptxas
-// spilled those, and every step then began with a local load, the dependent
-// shared load of its entry and the branch on it (~4 % of the sm80 forward's
-// stall samples).
+// true> list (its entries, then a negative sentinel); `first` is list[0];
+// `next` is the following entry or the sentinel, `it` the entry's position.
+// Returns the sentinel. The loop carries the entry and a pointer, not an
+// index, the count and the list base: ptxas spilled those, and every step
+// then began with a local load, the dependent shared load of its entry and
+// the branch on it (~4 % of the sm80 forward's stall samples).
 template <typename Step>
-__device__ __forceinline__ void visit_tiles(const int* list, int first, Step& step) {
+__device__ __forceinline__ int visit_tiles(const int* list, int first, Step& step) {
   int entry = first, it = 0;
   for (const int* e = list + 1; entry >= 0; ++e, ++it) {
     const int next = *e;
     run_step(entry & 3, step, entry, next, it);
     entry = next;
   }
+  return entry;
 }
 
 // Bounds of key tiles [n0, n0 + count) of 64 keys merged (count tiles exist
@@ -135,11 +135,12 @@ __device__ __forceinline__ TileBounds merged_bounds(const TileBounds* tb, int n0
 
 // list[0 .. return) = (index << 2 | kind) of every index in [lo, hi) whose
 // kind(index) is not fully masked, ascending; with kSentinel, and lo < hi,
-// list[return] = -1 too (list must then hold hi - lo + 1 ints). All NTHREADS
-// threads call it; `scratch` holds NTHREADS / 32 ints of shared memory
-// (apart from the list). Ends with a barrier.
+// list[return] = sentinel (negative) too (list must then hold hi - lo + 1
+// ints). All NTHREADS threads call it; `scratch` holds NTHREADS / 32 ints of
+// shared memory (apart from the list). Ends with a barrier.
 template <int NTHREADS = sm80::kThreads, bool kSentinel = false, typename KindFn>
-__device__ int compact_tiles(int lo, int hi, KindFn kind_of, int* list, int* scratch) {
+__device__ int compact_tiles(int lo, int hi, KindFn kind_of, int* list, int* scratch,
+                             int sentinel = -1) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   int total = 0;
   for (int base = lo; base < hi; base += NTHREADS) {
@@ -156,10 +157,31 @@ __device__ int compact_tiles(int lo, int hi, KindFn kind_of, int* list, int* scr
     }
     if (kind != 0) list[total + before + __popc(ballot & ((1u << lane) - 1u))] = (idx << 2) | kind;
     total += chunk;
-    if (kSentinel && tid == 0 && base + NTHREADS >= hi) list[total] = -1;
+    if (kSentinel && tid == 0 && base + NTHREADS >= hi) list[total] = sentinel;
     __syncthreads();
   }
   return total;
+}
+
+// The tiles [lo, hi) in chunks of sm80::kTileListCap candidates: per chunk,
+// list = compact_tiles<NTHREADS, true>(chunk) (so list holds kTileListCap + 1
+// ints, whatever the sequence length), then visit_chunk(count) (count >= 0),
+// which returns the list's sentinel (list[count]). A chunk's pipeline starts
+// from its first entry: one restart per chunk with visible tiles, none inside
+// the visit loop. All NTHREADS threads call it; compact_tiles' first barrier
+// orders the previous chunk's reads of the list before its rewrite. Where to
+// go on is in the sentinel, ~(next chunk's first index) or -1 after the last
+// chunk, not in a register live across the steps.
+template <int NTHREADS, typename KindFn, typename VisitFn>
+__device__ __forceinline__ void for_each_tile_chunk(int lo, int hi, KindFn kind_of, int* list,
+                                                    int* scratch, VisitFn visit_chunk) {
+  if (lo >= hi) return;
+  int c = lo;
+  do {
+    const int end = min(c + sm80::kTileListCap, hi);
+    const int count = compact_tiles<NTHREADS, true>(c, end, kind_of, list, scratch, end < hi ? ~end : -1);
+    c = ~visit_chunk(count);  // 0 after the last chunk
+  } while (c > 0);
 }
 
 }  // namespace cuda

@@ -16,7 +16,8 @@ constexpr int kThreads = 512;
 __global__ void __launch_bounds__(kThreads) sink_grad_kernel(const float* __restrict__ lse,
                                                              const float* __restrict__ delta,
                                                              const float* __restrict__ sink, float* dsink,
-                                                             int batch, int num_heads, int seqlen_q) {
+                                                             int batch, int num_heads, int seqlen_q,
+                                                             bool accumulate) {
   const int h = blockIdx.x;
   const float s = sink[h];
   float acc = 0.f;
@@ -33,15 +34,15 @@ __global__ void __launch_bounds__(kThreads) sink_grad_kernel(const float* __rest
     acc = threadIdx.x < kThreads / 32 ? part[threadIdx.x] : 0.f;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (threadIdx.x == 0) dsink[h] = -acc;
+    if (threadIdx.x == 0) dsink[h] = (accumulate ? dsink[h] : 0.f) - acc;
   }
 }
 
 }  // namespace
 
-void launch_sink_grad(const BwdParams& p, const float* delta, cudaStream_t stream) {
+void launch_sink_grad(const BwdParams& p, const float* delta, bool accumulate, cudaStream_t stream) {
   sink_grad_kernel<<<p.num_heads, kThreads, 0, stream>>>(p.softmax_lse, delta, p.learnable_sink, p.dsink, p.batch,
-                                                         p.num_heads, p.seqlen_q);
+                                                         p.num_heads, p.seqlen_q, accumulate);
   check_cuda(cudaGetLastError(), "sink gradient launch");
 }
 

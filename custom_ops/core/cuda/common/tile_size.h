@@ -17,6 +17,12 @@ constexpr int kBlockMBwd = 64;          // query rows per step of the column (dK
 constexpr int fwd_block_m(int head_dim) { return head_dim <= 128 ? 128 : 64; }
 // Keys per CTA of the low-shared-memory column kernel (dkdv_low_smem_kernel.cuh).
 constexpr int low_smem_block_n(int head_dim) { return head_dim <= 128 ? 128 : 64; }
+// Entries of a CTA's compacted tile list (mask_device.cuh, for_each_tile_chunk):
+// the kernels compact and visit their candidate tiles this many at a time, so
+// shared memory does not grow with the sequence length (32K keys or rows per
+// chunk at 64-row/key tiles). 512, not 1024: the low-smem column kernel at d192
+// then still fits an A100 (sm80/common/smem_budget.h).
+constexpr int kTileListCap = 512;
 }  // namespace sm80
 
 namespace sm90 {

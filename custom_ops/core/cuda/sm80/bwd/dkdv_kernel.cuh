@@ -34,6 +34,7 @@
 #include "core/cuda/sm80/bwd/dq_accum.cuh"
 #include "core/cuda/common/dropout.cuh"
 #include "core/cuda/common/mask_device.cuh"
+#include "core/cuda/sm80/common/smem_budget.h"
 #include "core/cuda/sm80/common/warp_gemm.cuh"
 
 namespace flashmask {
@@ -85,11 +86,13 @@ struct DkdvSmem {
   // K, V, 2 x Q, 2 x dO, P, dS (16-bit), then BN column bounds, 2 x (lse, delta)
   static constexpr int kHalfBytes = (2 * kKTile + 4 * kQTile + 2 * kPTile) * 2;
   static constexpr int kTileBytes = kHalfBytes + BN * 16 + 4 * BM * 4;
-  // + the visit list (one int per query tile and the -1 sentinel) + scratch
-  static size_t bytes(int m_tiles) {
-    return kTileBytes + (m_tiles + 1 + kThreads / 32) * sizeof(int);
-  }
+  // + the tile list (fixed capacity: the same at any seqlen_q)
+  static constexpr size_t kBytes = kTileBytes + sm80::tile_list_bytes(kThreads);
   static_assert(kHalfBytes % 16 == 0, "column bounds need 16-byte alignment");
+  // An H100 fits every head dim; an A100 only d64 and d96 (double-buffered Q
+  // and dO): there sm80/bwd/launch.cuh takes the low-smem kernel from d128 on.
+  static_assert(kBytes <= sm80::kH100MaxSmem, "the default column kernel must fit an H100");
+  static_assert(D > 96 || kBytes <= sm80::kA100MaxSmem, "d64 / d96 must fit an A100");
 };
 
 template <typename T, int D, bool kDropout>
@@ -129,7 +132,7 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
   float* sDelta = sLse + 2 * BM;                      // 2 x BM
   int* list = reinterpret_cast<int*>(smem + S::kTileBytes);
   const int m_tiles = (p.seqlen_q + BM - 1) / BM;
-  int* scratch = list + m_tiles + 1;
+  int* scratch = list + sm80::kTileListCap + 1;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
@@ -161,28 +164,28 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
   zero(acc_dk);
   zero(acc_dv);
 
-  for (int hq = hk * group; hq < (hk + 1) * group; ++hq) {
+  // One iteration per (query head hq of the GQA group, chunk of
+  // sm80::kTileListCap query tiles from m_lo): one loop, not a chunk loop
+  // inside the head loop (that nesting made ptxas spill inside the step).
+  // Where to go on is in the chunk list's sentinel, ~(the next chunk's first
+  // tile | kNextHead when it is the next head's), not in registers across the
+  // steps (d128 on sm_90a: no spills at all; with a live m_first, 32 bytes).
+  const int m_first = (p.causal ? max(0, c0 - shift) : 0) / BM;
+  constexpr int kNextHead = 1 << 29;  // in a sentinel: the next chunk is the next head's first
+  for (int hq = hk * group, m_lo = m_first; m_first < m_tiles && hq < (hk + 1) * group;) {
     const int hm = mask_head_of(p, hq);
+    const MaskCols mc = mask_cols(p, b, hm);
+    // Query tiles of head hq: the fully masked ones and those in a dropped
+    // block_mask block (looked up for this query head) are never listed.
     const TileBounds tb =
         p.mask.ncols > 0
             ? merged_bounds(bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k,
                             n_tile * (BN / kBlockN), BN / kBlockN, n_tiles_k)
             : no_mask_bounds(p.seqlen_q);
-    const MaskCols mc = mask_cols(p, b, hm);
-    const int row_begin = p.causal ? max(0, c0 - shift) : 0;
-    // Ends with a barrier: every thread is past the previous head's steps, so
-    // sCol, the Q / dO buffers and sP / sdS may be rewritten.
-    const int count = compact_tiles<NTH, true>(
-        row_begin / BM, m_tiles,
-        [&](int m) {
-          return tile_kind<true>(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN);
-        },
-        list, scratch);
-    if (count == 0) continue;  // uniform across the CTA
-    if (tid < BN) {
-      const int j = c0 + tid;
-      sCol[tid] = j < p.seqlen_k ? mc.column(j) : ColumnBounds{0, 0, 0, 0};
-    }
+    auto kind_of = [&](int m) {
+      if (!block_kept(p, b, hq, m * BM, c0)) return static_cast<int>(TileKind::kFullyMasked);
+      return tile_kind<true>(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN);
+    };
 
     const T* qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + hq * p.q_head_stride;
     const T* dop = static_cast<const T*>(p.dout) + b * p.o_batch_stride + hq * p.o_head_stride;
@@ -202,8 +205,6 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
         cp_async4(smem_addr(sDelta + buf * BM + r), delta + row_base + (ok ? r0 + r : 0), ok);
       cp_async_commit();
     };
-    issue(list[0], 0);
-
     auto step = [&](int entry, int next, int it, auto mask_tag) {
       constexpr ElementMask kMask = decltype(mask_tag)::value;
       const int buf = it & 1;
@@ -269,7 +270,7 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
             pd[1] = pv[1];
             if constexpr (dropout) {
               bool keep[2];
-              keep_pair(drop, static_cast<uint64_t>(row_base + i), j, keep[0], keep[1]);
+              keep_pair(drop, dropout_row(p, b, hq, i), j, keep[0], keep[1]);
 #pragma unroll
               for (int e = 0; e < 2; ++e) {
                 pd[e] = keep[e] ? pv[e] * drop.rescale : 0.f;
@@ -311,8 +312,26 @@ __global__ void __launch_bounds__(256, 1) dkdv_kernel(const BwdParams p,
       // No end-of-step barrier: the next step's top barrier orders these
       // reads (Q / dO buffer buf, sP, sdS) before any rewrite of them.
     };
-    visit_tiles(list, list[0], step);  // count > 0 here
-    __syncthreads();  // the last step's reads are done before the next head's loads
+    // The previous chunk, if visited, ended with a barrier: its steps are
+    // done reading sCol; compact_tiles' barriers make the new values visible
+    // and order those steps before the rewrite of the list, the Q / dO
+    // buffers and sP / sdS.
+    if (tid < BN) {
+      const int j = c0 + tid;
+      sCol[tid] = j < p.seqlen_k ? mc.column(j) : ColumnBounds{0, 0, 0, 0};
+    }
+    const int m_hi = min(m_lo + sm80::kTileListCap, m_tiles);
+    const int count = compact_tiles<NTH, true>(m_lo, m_hi, kind_of, list, scratch,
+                                               ~(m_hi < m_tiles ? m_hi : m_first | kNextHead));
+    int sentinel = list[0];
+    if (count > 0) {  // uniform across the CTA
+      issue(list[0], 0);
+      sentinel = visit_tiles(list, list[0], step);
+      __syncthreads();  // the last step's reads are done before the next chunk's loads
+    }
+    const int next = ~sentinel;
+    hq += (next & kNextHead) != 0;
+    m_lo = next & (kNextHead - 1);
   }
 
   // dK = scale * sum dS^T Q, dV = sum P^T dO (summed over the GQA group),

@@ -15,6 +15,7 @@
 #include "core/cuda/sm80/bwd/dq_accum.cuh"
 #include "core/cuda/common/dropout.cuh"
 #include "core/cuda/common/mask_device.cuh"
+#include "core/cuda/sm80/common/smem_budget.h"
 #include "core/cuda/sm80/common/warp_gemm.cuh"
 
 namespace flashmask {
@@ -31,7 +32,12 @@ struct LowSmemDkdvSmem {
   static constexpr int kQTile = kBlockMBwd * kLd;  // elements of Q or dO
   // K, V, 2 x (Q, dO), dS^T [BN][64 + 8], then 2 x (lse, delta) floats
   static constexpr int kTileBytes = (2 * kKTile + 4 * kQTile + BN * kLdS) * 2 + 4 * kBlockMBwd * 4;
-  static size_t bytes(int m_tiles) { return kTileBytes + (m_tiles + kThreads / 32) * sizeof(int); }
+  // + the tile list (fixed capacity: the same at any seqlen_q)
+  static constexpr size_t kBytes = kTileBytes + sm80::tile_list_bytes(kThreads);
+  // The A100 fallback up to d192 (d192: 165,908 of 166,912 bytes); d256 needs
+  // 215,060 B, and no column kernel fits an A100 there yet.
+  static_assert(kBytes <= sm80::kH100MaxSmem, "the low-smem column kernel must fit an H100");
+  static_assert(D > 192 || kBytes <= sm80::kA100MaxSmem, "up to d192 it must fit an A100");
 };
 
 template <typename T, int D, int BN, bool kDropout>
@@ -53,7 +59,7 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
   float* sDelta = sLse + 2 * BM;                           // 2 x 64
   int* list = reinterpret_cast<int*>(smem + S::kTileBytes);
   const int m_tiles = (p.seqlen_q + BM - 1) / BM;
-  int* scratch = list + m_tiles;
+  int* scratch = list + sm80::kTileListCap + 1;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
@@ -81,13 +87,12 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
   zero(acc_dv);
   const int kr0 = warp * 16 + g;  // this lane's keys: kr0, kr0 + 8 (tile-local)
 
-  for (int hq = hk * group; hq < (hk + 1) * group; ++hq) {
+  // One iteration per (query head hq of the GQA group, chunk of
+  // sm80::kTileListCap query tiles from m_lo), as in dkdv_kernel.cuh.
+  const int m_first = (p.causal ? max(0, c0 - shift) : 0) / BM;
+  constexpr int kNextHead = 1 << 29;  // in a sentinel: the next chunk is the next head's first
+  for (int hq = hk * group, m_lo = m_first; m_first < m_tiles && hq < (hk + 1) * group;) {
     const int hm = mask_head_of(p, hq);
-    const TileBounds tb =
-        p.mask.ncols > 0
-            ? merged_bounds(bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k,
-                            n_tile * (BN / kBlockN), BN / kBlockN, n_tiles_k)
-            : no_mask_bounds(p.seqlen_q);
     const MaskCols mc = mask_cols(p, b, hm);
     ColumnBounds cb[2];
 #pragma unroll
@@ -95,11 +100,17 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
       const int j = c0 + kr0 + hr * 8;
       cb[hr] = j < p.seqlen_k ? mc.column(j) : ColumnBounds{0, 0, 0, 0};
     }
-    const int row_begin = p.causal ? max(0, c0 - shift) : 0;
-    const int count = compact_tiles<NTH>(
-        row_begin / BM, m_tiles,
-        [&](int m) { return tile_kind(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN); },
-        list, scratch);
+    // Query tiles of head hq: the fully masked ones and those in a dropped
+    // block_mask block (looked up for this query head) are never listed.
+    const TileBounds tb =
+        p.mask.ncols > 0
+            ? merged_bounds(bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k,
+                            n_tile * (BN / kBlockN), BN / kBlockN, n_tiles_k)
+            : no_mask_bounds(p.seqlen_q);
+    auto kind_of = [&](int m) {
+      if (!block_kept(p, b, hq, m * BM, c0)) return static_cast<int>(TileKind::kFullyMasked);
+      return tile_kind(tb, m * BM, min(m * BM + BM, p.seqlen_q), c0, p, BN);
+    };
 
     const T* qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + hq * p.q_head_stride;
     const T* dop = static_cast<const T*>(p.dout) + b * p.o_batch_stride + hq * p.o_head_stride;
@@ -116,12 +127,9 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
       else if (tid < 2 * BM)
         cp_async4(smem_addr(sDelta + buf * BM + r), delta + row_base + (ok ? r0 + r : 0), ok);
     };
-    if (count > 0) issue(0, 0);
-    cp_async_commit();
-
-    // One query-tile step; kMask: a separate copy for partial tiles, so the
-    // unmasked path carries no mask tests.
-    auto step = [&](int it, auto mask_tag) {
+    // One query-tile step (entry `it` of a chunk's list of `count`); kMask: a
+    // separate copy for partial tiles, so the unmasked path carries no mask tests.
+    auto step = [&](int it, int count, auto mask_tag) {
       constexpr bool partial = decltype(mask_tag)::value;
       const int buf = it & 1;
       const int r0 = (list[it] >> 2) * BM;
@@ -161,7 +169,7 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
             float dpv = dp[0][nt][hr * 2 + e];
             float pd = pv;
             if constexpr (dropout) {
-              const uint64_t row_id = static_cast<uint64_t>(row_base + i);
+              const uint64_t row_id = dropout_row(p, b, hq, i);
               if (keep_one(drop, row_id, j)) {
                 pd = pv * drop.rescale;
                 dpv *= drop.rescale;
@@ -215,12 +223,23 @@ __global__ void __launch_bounds__(BN * 2) dkdv_low_smem_kernel(const BwdParams p
       // of them (and sdS is rewritten only after the next top barrier).
       if (!atomic_dq) __syncthreads();
     };
+    // compact_tiles' barriers follow the previous chunk's reads of the list
+    // and of both Q / dO buffers. Where to go on is in the list's sentinel
+    // (as in dkdv_kernel.cuh).
+    const int m_hi = min(m_lo + sm80::kTileListCap, m_tiles);
+    const int count = compact_tiles<NTH, true>(m_lo, m_hi, kind_of, list, scratch,
+                                               ~(m_hi < m_tiles ? m_hi : m_first | kNextHead));
+    if (count > 0) issue(0, 0);
+    cp_async_commit();
     for (int it = 0; it < count; ++it) {
       if ((list[it] & 3) == static_cast<int>(TileKind::kPartial))
-        step(it, std::true_type{});
+        step(it, count, std::true_type{});
       else
-        step(it, std::false_type{});
+        step(it, count, std::false_type{});
     }
+    const int next = ~list[count];  // the sentinel
+    hq += (next & kNextHead) != 0;
+    m_lo = next & (kNextHead - 1);
   }
 
   cp_async_wait<0>();  // no copy may land after exit (count may be 0)

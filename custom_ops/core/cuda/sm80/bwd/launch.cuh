@@ -5,9 +5,14 @@
 // Column kernel: dkdv_kernel.cuh (FA2-style 2D warp tiles with P / dS through
 // shared memory) wherever DkdvCfg<D> is defined and its shared memory fits
 // the device; the low-shared-memory kernel (dkdv_low_smem_kernel.cuh)
-// otherwise (e.g. an A100's 163 KB at long Sq), or when the door's
-// KernelOptions::force_low_smem_bwd asks for it (tests).
+// otherwise (an A100's 163 KB from d128 on), or when the door's
+// KernelOptions::force_low_smem_bwd asks for it (tests). Both kernels'
+// shared memory is fixed per head dim (sm80/common/smem_budget.h), so the
+// choice depends on the device and head dim only, never on the lengths.
 #pragma once
+
+#include <stdexcept>
+#include <string>
 
 #include "core/cuda/sm80/bwd/dkdv_kernel.cuh"
 #include "core/cuda/sm80/bwd/dkdv_low_smem_kernel.cuh"
@@ -29,11 +34,12 @@ void launch_bwd(const BwdParams& p, const TileBounds* bounds, const float* delta
                 cudaStream_t stream) {
   const int n_tiles_k = ceil_div(p.seqlen_k, kBlockN);
   const int m_tiles = ceil_div(p.seqlen_q, kBlockN);
+  const size_t device_smem = static_cast<size_t>(max_smem_optin());
   bool done = false;
   if constexpr (DkdvCfg<D>::kDefined) {
     using S2 = DkdvSmem<D>;
-    const size_t smem = S2::bytes(ceil_div(p.seqlen_q, S2::BM));
-    if (!p.kernels.force_low_smem_bwd && smem <= static_cast<size_t>(max_smem_optin())) {
+    constexpr size_t smem = S2::kBytes;
+    if (!p.kernels.force_low_smem_bwd && smem <= device_smem) {
       auto kernel = p.dropout_p > 0.f ? dkdv_kernel<T, D, true> : dkdv_kernel<T, D, false>;
       check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(smem)),
@@ -46,7 +52,12 @@ void launch_bwd(const BwdParams& p, const TileBounds* bounds, const float* delta
   }
   if (!done) {
     constexpr int BN = sm80::low_smem_block_n(D);  // keys per CTA (BN / 16 warps)
-    const size_t smem = LowSmemDkdvSmem<D, BN>::bytes(ceil_div(p.seqlen_q, kBlockMBwd));
+    constexpr size_t smem = LowSmemDkdvSmem<D, BN>::kBytes;
+    if (smem > device_smem)  // e.g. d256 on an A100: say so, not "invalid argument"
+      throw std::runtime_error("flashmask CUDA: the sm80 backward at head_dim " + std::to_string(D) +
+                               " needs " + std::to_string(smem) +
+                               " bytes of shared memory per block; this GPU allows " +
+                               std::to_string(device_smem));
     auto kernel = p.dropout_p > 0.f ? dkdv_low_smem_kernel<T, D, BN, true> : dkdv_low_smem_kernel<T, D, BN, false>;
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem)),
@@ -56,7 +67,7 @@ void launch_bwd(const BwdParams& p, const TileBounds* bounds, const float* delta
     check_cuda(cudaGetLastError(), "dkdv kernel launch");
   }
   if (p.deterministic) {
-    const size_t smem = DqSmem<D>::bytes(n_tiles_k);
+    constexpr size_t smem = DqSmem<D>::kBytes;
     auto kernel = dq_kernel<T, D>;
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem)),

@@ -12,6 +12,7 @@
 
 #include "core/cuda/common/dropout.cuh"
 #include "core/cuda/common/mask_device.cuh"
+#include "core/cuda/sm80/common/smem_budget.h"
 #include "core/cuda/sm80/common/warp_gemm.cuh"
 #include "core/cuda/common/softmax.cuh"
 
@@ -26,8 +27,9 @@ struct FwdSmem {
   // 1; the 2-stage path stays for sm80 tuning.
   static constexpr int kStages = 1;
   static constexpr int kTileBytes = (BM + 2 * kBlockN * kStages) * kLd * 2;
-  // + the visit list (one int per key tile and the -1 sentinel) + 4 ints of scratch
-  static size_t bytes(int n_tiles_k) { return kTileBytes + (n_tiles_k + 1 + 4) * sizeof(int); }
+  // + the tile list (fixed capacity: the same at any seqlen_k)
+  static constexpr size_t kBytes = kTileBytes + sm80::tile_list_bytes(kThreads);
+  static_assert(kBytes <= sm80::kA100MaxSmem, "the sm80 forward must fit an A100's shared memory");
 };
 
 template <typename T, int D, int BM, bool kDropout>
@@ -43,7 +45,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   T* sK = sQ + BM * LD;       // stage st: sK + st * 2 * kBlockN * LD
   T* sV = sK + kBlockN * LD;  // stage st: sV + st * 2 * kBlockN * LD
   int* list = reinterpret_cast<int*>(smem + FwdSmem<D, BM>::kTileBytes);
-  int* scratch = list + n_tiles_k + 1;
+  int* scratch = list + sm80::kTileListCap + 1;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
@@ -61,17 +63,17 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   load_tile<T, BM, D>(sQ, q + r0 * p.q_row_stride, p.q_row_stride, r1 - r0, tid);
   cp_async_commit();
 
-  // Which key tiles this query tile must visit.
+  // Which key tiles this query tile must visit: [0, n_end) less the fully
+  // masked ones and those in a dropped block_mask block, listed and visited
+  // sm80::kTileListCap candidates at a time (for_each_tile_chunk).
   const int col_end = p.causal ? min(p.seqlen_k, max(0, r1 + shift)) : p.seqlen_k;
   const int n_end = (col_end + kBlockN - 1) / kBlockN;
   const TileBounds* tb =
       p.mask.ncols > 0 ? bounds + (static_cast<int64_t>(b) * p.mask.heads + hm) * n_tiles_k : nullptr;
-  const int count = compact_tiles<kThreads, true>(
-      0, n_end,
-      [&](int n) {
-        return tile_kind<true>(tb ? tb[n] : no_mask_bounds(p.seqlen_q), r0, r1, n * kBlockN, p);
-      },
-      list, scratch);
+  auto kind_of = [&](int n) {
+    if (!block_kept(p, b, h, r0, n * kBlockN)) return static_cast<int>(TileKind::kFullyMasked);
+    return tile_kind<true>(tb ? tb[n] : no_mask_bounds(p.seqlen_q), r0, r1, n * kBlockN, p);
+  };
 
   constexpr bool dropout = kDropout;  // a separate instantiation: no registers for it otherwise
   Dropout drop{};
@@ -85,14 +87,6 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
   zero(acc_o);
   OnlineSoftmax<MT> sm;
   sm.init();
-
-  if (count > 0) {
-    const int c0 = (list[0] >> 2) * kBlockN;
-    load_tile<T, kBlockN, D>(sK, k + c0 * p.k_row_stride, p.k_row_stride, p.seqlen_k - c0, tid);
-    if constexpr (kStages == 2)
-      load_tile<T, kBlockN, D>(sV, v + c0 * p.v_row_stride, p.v_row_stride, p.seqlen_k - c0, tid);
-  }
-  cp_async_commit();
 
   // One tile step (list entry `entry`, the next one `next`, -1 at the end),
   // a compile-time copy per element-mask variant, so the unmasked path is one
@@ -161,7 +155,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
           const int i = r0 + wrow0 + mt * 16 + g + hr * 8;
-          const uint64_t row_id = (static_cast<uint64_t>(b) * p.num_heads + h) * p.seqlen_q + i;
+          const uint64_t row_id = dropout_row(p, b, h, i);
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt) {
             bool k0, k1;
@@ -193,7 +187,19 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const FwdParams p,
     gemm_rs<T, MT, NT_O, 4, true>(acc_o, pa, aVs, LD, 0, 0, lane);
   };
 
-  visit_tiles(list, count > 0 ? list[0] : -1, step);
+  // Per chunk: the first K (and V) tile, then the steps. The previous chunk's
+  // last step issued no load (its `next` was the sentinel) and ended with the
+  // barrier after its last read of K.
+  for_each_tile_chunk<kThreads>(0, n_end, kind_of, list, scratch, [&](int count) {
+    if (count > 0) {
+      const int c0 = (list[0] >> 2) * kBlockN;
+      load_tile<T, kBlockN, D>(sK, k + c0 * p.k_row_stride, p.k_row_stride, p.seqlen_k - c0, tid);
+      if constexpr (kStages == 2)
+        load_tile<T, kBlockN, D>(sV, v + c0 * p.v_row_stride, p.v_row_stride, p.seqlen_k - c0, tid);
+    }
+    cp_async_commit();
+    return visit_tiles(list, list[0], step);  // list[0]: the sentinel when count is 0
+  });
 
   cp_async_wait<0>();  // no copy may land after exit (count may be 0)
   // Other warps issued the Q copies into this warp's rows; with no step (count

@@ -12,7 +12,7 @@ template <typename T, int D>
 void launch_fwd(const FwdParams& p, const TileBounds* bounds, cudaStream_t stream) {
   constexpr int BM = sm80::fwd_block_m(D);
   const int n_tiles_k = ceil_div(p.seqlen_k, kBlockN);
-  const size_t smem = FwdSmem<D, BM>::bytes(n_tiles_k);
+  constexpr size_t smem = FwdSmem<D, BM>::kBytes;  // any seqlen_k
   auto kernel = p.dropout_p > 0.f ? fwd_kernel<T, D, BM, true> : fwd_kernel<T, D, BM, false>;
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)),

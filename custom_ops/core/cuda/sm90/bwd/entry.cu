@@ -20,7 +20,8 @@ bool can_run_bwd(const BwdParams& p, int device_cc_major) {
   if (p.dropout_p > 0.f) return false;  // dropout stays on the sm80 kernels
   if (p.seqlen_q <= 0 || p.seqlen_k <= 0) return false;  // TMA extents must be non-empty
   if (p.num_heads_k <= 0 || p.num_heads % p.num_heads_k != 0) return false;
-  if (p.num_heads_k > 65535 || p.batch > 65535) return false;  // grid.y, grid.z
+  // grid.y; batches over 65535 come in slices (dispatch/batch_chunks.h)
+  if (p.num_heads_k > 65535) return false;
   return true;
 }
 
