@@ -56,7 +56,7 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             equals startend_row_indices.shape[1] (1, num_heads_k or num_heads when there is none;
             Paddle requires startend_row_indices, we also take it alone). Masked blocks are
             skipped, so they cost nothing. Any head dim and length (Paddle's needs head dim 128,
-            S <= 128K). CPU only for now.
+            S <= 128K).
         learnable_sink: FlashMask V4's attention sink, [num_heads], float32 or query's dtype:
             one logit per query head that joins every row's softmax denominator and carries
             no value: out_i = sum_j exp(s_ij - lse_i) v_j with s_ij = softmax_scale * q_i.k_j and
@@ -87,8 +87,8 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             multiple of num_heads_k; head_dim outside [1, 512] (or above 256 on GPU;
             head dims other than 64/96/128/192/256 run zero-padded to the next one there); a tensor on another device than query; startend_row_indices or block_mask
             with the wrong batch, head count or length, or a column count `causal` does not
-            allow; learnable_sink not [num_heads]; block_mask on GPU (CPU only for now);
-            dropout outside [0, 1) or softmax_scale not positive and finite as
+            allow; learnable_sink not [num_heads]; block_mask or learnable_sink on GPU (CPU
+            only for now); dropout outside [0, 1) or softmax_scale not positive and finite as
             a float32; fixed_seed_offset not int64 [2]; window_size negative, combined with
             startend_row_indices, or with seqlen_q != seqlen_k. Under to_static and after
             jit.load, what is known only at run time raises from the op with the same words.

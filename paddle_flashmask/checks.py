@@ -285,9 +285,6 @@ def check_attention_inputs(query, key, value, indices=None, fixed_seed_offset=No
     if indices is not None:
         check_indices(indices, causal=scalars.causal, batch=b, seqlen_k=sk, num_heads=h,
                       num_heads_k=hk, device=query.device)
-    if query.on_gpu and block_mask is not None:  # refuse, never ignore (docs/design/features.md)
-        raise ValueError("block_mask is supported on CPU only for now: the CUDA kernels' support "
-                         "awaits its device run")
     if block_mask is not None:
         check_block_mask(block_mask, batch=b, seqlen_q=sq, seqlen_k=sk, num_heads=h, num_heads_k=hk,
                          mask_heads=None if indices is None else indices.shape[1], device=query.device)

@@ -157,11 +157,12 @@ def test_bad_block_mask_and_sink_are_refused(what, kwargs, error, words):
     assert words in str(info.value), str(info.value)
 
 
-def test_gpu_refuses_block_mask_and_takes_sink():
-    """block_mask waits for its GPU kernels' device run; the sink runs on GPU (checked there too)."""
+def test_gpu_takes_block_mask_and_sink_and_checks_them():
+    """Both run on the GPU kernels now; the checks still apply there."""
     gpu = [TensorFacts((1, 128, 2, 64), "float16", "gpu:0")] * 3
-    with pytest.raises(ValueError, match="block_mask is supported on CPU only"):
-        check_attention_inputs(*gpu, causal=False, block_mask=TensorFacts((1, 1, 1, 1), "int32", "gpu:0"))
-    check_attention_inputs(*gpu, causal=False, learnable_sink=TensorFacts((2,), "float32", "gpu:0"))
+    check_attention_inputs(*gpu, causal=False, block_mask=TensorFacts((1, 1, 1, 1), "int32", "gpu:0"),
+                           learnable_sink=TensorFacts((2,), "float32", "gpu:0"))
+    with pytest.raises(ValueError, match="block_mask is on cpu but query is on gpu:0"):
+        check_attention_inputs(*gpu, causal=False, block_mask=TensorFacts((1, 1, 1, 1), "int32", "cpu"))
     with pytest.raises(ValueError, match=r"learnable_sink must have shape \[num_heads\]"):
         check_attention_inputs(*gpu, causal=False, learnable_sink=TensorFacts((3,), "float32", "gpu:0"))

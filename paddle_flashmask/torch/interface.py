@@ -43,7 +43,7 @@ def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
         deterministic: bit-reproducible backward (slower); None reads
             FLASHMASK_DETERMINISTIC=1 from the environment.
         block_mask: Paddle 3.x's int32 [batch, heads, ceil(seqlen_q/128), ceil(seqlen_k/128)]
-            of 0/1; 0 masks a 128 x 128 block (masked blocks are skipped). CPU only for now.
+            of 0/1; 0 masks a 128 x 128 block (masked blocks are skipped).
         learnable_sink: [num_heads] float32 or query's dtype: FlashMask V4's attention sink
             (unscaled logit in every row's denominator, no value; lse includes it).
             Exact semantics: paddle_flashmask.flashmask_attention.
@@ -61,8 +61,8 @@ def flashmask_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
         ValueError: the same shape, device, index-value and scalar-range errors as
             paddle_flashmask.flashmask_attention (a tensor not 4-D, num_heads not a
             multiple of num_heads_k, an unsupported head_dim, a mask of the wrong
-            shape or column count, dropout outside [0, 1), block_mask on CUDA,
-            ...).
+            shape or column count, dropout outside [0, 1), a value head dim
+            unlike the key one on CUDA, ...).
 
     Example (after `python custom_ops/torch/build.py`; CUDA tensors in 16-bit, or
     float32 on the CPU):
