@@ -11,10 +11,15 @@ the whole output and every gradient are checked to be finite. Also: a batch
 over the grid limit (65535) runs in slices and matches the dense reference,
 dropout included, and a too long sequence is refused with a ValueError.
 
-Not run on a GPU yet (written without one); validated on the CPU kernels at
-12K-16K tokens (the block references catch a one-diagonal mask error) and
-with B = 70000. H100 estimate: ~0.3 s per 128K case, ~1 s per 1M case, ~3 s
-per 4M case, ~2-3 s per B = 70000 case (inputs made on the CPU): ~45 s."""
+Also the sm80 kernels' tile lists past one chunk (512 tiles) against the
+dense reference: 40000 query rows against 256 keys and the reverse, on every
+backward path.
+
+Each long case prints its kernel time (forward + backward) and peak memory
+as a `[long]` line (`pytest -rP`)."""
+import os
+import time
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -24,9 +29,12 @@ from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 from block_ref import assert_close_to_ref, block_reference  # noqa: E402
 from flashmask_ref import random_startend  # noqa: E402
 from test_flashmask_torch import DEVICE, kernel_path, run_case  # noqa: E402,F401 (fixture)
+from test_sink_gpu import run_sink_case  # noqa: E402
 
 if DEVICE != "cuda":
     pytest.skip("long sequences: GPU only", allow_module_level=True)
+# several GB per case: one pytest-xdist worker runs them one after the other
+pytestmark = pytest.mark.xdist_group("long")
 
 K, M = 1024, 1024 * 1024
 CHUNK = 2048  # query rows per checked window chunk
@@ -65,12 +73,15 @@ def run_long(s, mask, d, hk, *, deterministic=False, seed=0):
     dout = randn(1, s, h, d)
     for t in (q, k, v):
         t.requires_grad_()
+    torch.cuda.reset_peak_memory_stats()
     if mask == "doc":
         idx, docs, rule = causal_documents(s, gen)
         n = len(docs)
         checked = [0, n // 2, n - 1] if s > M else [0, n // 3, 2 * n // 3, n - 1]
         # blocks (rows, keys, checked rows, checked keys): whole documents
         blocks = [(a, b, a, b, (a, b), (a, b)) for a, b in (docs[i] for i in checked)]
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
         out, lse = flashmask_attention(q, k, v, idx, causal=True, return_softmax_lse=True,
                                        deterministic=deterministic)
     else:
@@ -81,9 +92,17 @@ def run_long(s, mask, d, hk, *, deterministic=False, seed=0):
             q1 = min(s, a + CHUNK + w)
             # rows [a, q1) see keys in [a - w, q1); keys [a, a + CHUNK) are seen by rows in [a, q1)
             blocks.append((a, q1, max(0, a - w), q1, (a, q1), (a, a + CHUNK)))
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
         out, lse = flashmask_attention(q, k, v, causal=True, window_size=(w, 0),
                                        return_softmax_lse=True, deterministic=deterministic)
     out.backward(dout)
+    torch.cuda.synchronize()
+    path = "sm80" if os.environ.get("FLASHMASK_DISABLE_SM90") == "1" else "default"
+    if os.environ.get("FLASHMASK_FORCE_LOW_SMEM_BWD") == "1":
+        path += " low-smem"
+    print(f"[long] S={s} {mask} d={d} hk={hk} {path}{' deterministic' if deterministic else ''}: "
+          f"fwd+bwd {time.perf_counter() - t0:.2f} s, peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     for name, t in (("out", out), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad)):
         assert torch.isfinite(t).all(), f"non-finite {name}"
 
@@ -132,7 +151,39 @@ def test_batch_over_grid_limit(deterministic, kernel_path):
     per batch checks that the second slice reads its own mask, q, k, v, lse."""
     gen = torch.Generator().manual_seed(70)
     idx = random_startend(gen, 70000, 1, 16, 16, True, 2)
-    run_case(70000, 16, 16, 1, 1, 64, torch.bfloat16, True, idx, deterministic=deterministic)
+    blocks = (torch.rand(70000, 1, 1, 1, generator=gen) < 0.7).to(torch.int32)  # one block per batch
+    run_case(70000, 16, 16, 1, 1, 64, torch.bfloat16, True, idx, deterministic=deterministic,
+             block_mask=blocks)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_batch_over_grid_limit_sink(deterministic, kernel_path):
+    """dsink sums over the batch slices: the second launch adds to the first's."""
+    gen = torch.Generator().manual_seed(72)
+    idx = random_startend(gen, 70000, 1, 16, 16, True, 1)
+    run_sink_case(70000, 16, 16, 1, 1, 64, torch.bfloat16, True, idx, [0.5], deterministic=deterministic)
+
+
+@pytest.fixture(params=["default", "sm80", "sm80-low-smem"])
+def any_backward_path(request, monkeypatch):
+    if request.param != "default":
+        monkeypatch.setenv("FLASHMASK_DISABLE_SM90", "1")
+    if request.param == "sm80-low-smem":
+        monkeypatch.setenv("FLASHMASK_FORCE_LOW_SMEM_BWD", "1")
+    return request.param
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("bands", [False, True], ids=["plain", "bands"])
+@pytest.mark.parametrize("sq,sk", [(40000, 256), (128, 40000)])
+def test_tile_lists_over_one_chunk(sq, sk, bands, deterministic, any_backward_path):
+    """625 tiles of 64 in one CTA's list (a list holds 512): the sm80 forward
+    and dQ kernels walk 625 key tiles, the column kernels 625 query tiles, in
+    two chunks; against the dense reference (the long cases above never put
+    more than one chunk in a CTA)."""
+    gen = torch.Generator().manual_seed(sq + sk + bands)
+    idx = random_startend(gen, 1, 1, sq, sk, False, 4) if bands else None
+    run_case(1, sq, sk, 2, 1, 64, torch.bfloat16, False, idx, deterministic=deterministic)
 
 
 def test_batch_over_grid_limit_dropout(monkeypatch):

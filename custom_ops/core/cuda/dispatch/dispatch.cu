@@ -191,12 +191,12 @@ void flashmask_bwd(const BwdParams& p, void* stream) {
                                   p.dv_batch_stride, p.dv_row_stride, p.dv_head_stride};
   for (int64_t st : grad_strides)
     if (st % 8 != 0) throw std::runtime_error("CUDA kernels need dq, dk, dv strides that are multiples of 8 elements");
-  if (p.batch == 0 || p.num_heads == 0) return;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const bool sink_grad = p.learnable_sink != nullptr && p.dsink != nullptr;
-  if (sink_grad && (p.seqlen_q == 0 || p.seqlen_k == 0))  // no rows, or O = 0 and delta = 0 everywhere
+  // no batch, no rows, or O = 0 and delta = 0 everywhere: dsink is 0
+  if (sink_grad && (p.batch == 0 || p.seqlen_q == 0 || p.seqlen_k == 0))
     check_cuda(cudaMemsetAsync(p.dsink, 0, p.num_heads * sizeof(float), s), "dsink memset");
-  if (p.seqlen_q == 0) return;
+  if (p.batch == 0 || p.num_heads == 0 || p.seqlen_q == 0) return;
   if (p.seqlen_k == 0) {  // no keys: dq = 0
     for (int64_t b = 0; b < p.batch; ++b)
       for (int64_t h = 0; h < p.num_heads; ++h)

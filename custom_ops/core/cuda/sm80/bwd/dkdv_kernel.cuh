@@ -89,6 +89,8 @@ struct DkdvSmem {
   // + the tile list (fixed capacity: the same at any seqlen_q)
   static constexpr size_t kBytes = kTileBytes + sm80::tile_list_bytes(kThreads);
   static_assert(kHalfBytes % 16 == 0, "column bounds need 16-byte alignment");
+  // block_mask decides per 128 x 128 block (tile_size.h): the tiles must nest
+  static_assert(kBlockMaskSize % BM == 0 && kBlockMaskSize % BN == 0, "dK/dV tiles must nest in block_mask blocks");
   // An H100 fits every head dim; an A100 only d64 and d96 (double-buffered Q
   // and dO): there sm80/bwd/launch.cuh takes the low-smem kernel from d128 on.
   static_assert(kBytes <= sm80::kH100MaxSmem, "the default column kernel must fit an H100");
