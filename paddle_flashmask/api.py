@@ -81,15 +81,16 @@ def flashmask_attention(query: paddle.Tensor, key: paddle.Tensor, value: paddle.
             block_mask is not int32; learnable_sink neither float32 nor query's dtype; causal
             is not a bool, dropout or softmax_scale not a number, rng_name not a str,
             window_size not an int or a pair of ints.
-        ValueError: a tensor is not 4-D; value differs from key other than in head_dim (or at
-            all on GPU); batch or head_dim differ between query and key; a zero size or one
-            over 2**31 - 1 (a seqlen over 2**31 - 2**16; num_heads over 65535 on GPU); num_heads is not a
-            multiple of num_heads_k; head_dim outside [1, 512] (or above 256 on GPU;
-            head dims other than 64/96/128/192/256 run zero-padded to the next one there); a tensor on another device than query; startend_row_indices or block_mask
-            with the wrong batch, head count or length, or a column count `causal` does not
-            allow; learnable_sink not [num_heads]; block_mask or learnable_sink on GPU (CPU
-            only for now); dropout outside [0, 1) or softmax_scale not positive and finite as
-            a float32; fixed_seed_offset not int64 [2]; window_size negative, combined with
+        ValueError: a tensor is not 4-D; value differs from key other than in head_dim;
+            batch or head_dim differ between query and key; a zero size or one over
+            2**31 - 1 (a seqlen over 2**31 - 2**16; num_heads over 65535 on GPU); num_heads is
+            not a multiple of num_heads_k; head_dim or value head_dim outside [1, 512] (above
+            256 on GPU, where head dims other than 64/96/128/192/256, and a value head_dim
+            unlike head_dim, run zero-padded to a compiled one); a tensor on another device
+            than query; startend_row_indices or block_mask with the wrong batch, head count or
+            length, or a column count `causal` does not allow; learnable_sink not
+            [num_heads]; dropout outside [0, 1) or softmax_scale not positive and finite as a
+            float32; fixed_seed_offset not int64 [2]; window_size negative, combined with
             startend_row_indices, or with seqlen_q != seqlen_k. Under to_static and after
             jit.load, what is known only at run time raises from the op with the same words.
         NotImplementedError: double backward (a gradient of the gradient).
