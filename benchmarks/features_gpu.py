@@ -249,7 +249,8 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--seqlens", type=int, nargs="+", default=[8192, 32768])
     r.add_argument("--tokens", type=int, default=128 * 1024)
-    r.add_argument("--parts", nargs="+", default=["sink", "block_mask", "mla"], choices=["sink", "block_mask", "mla"])
+    parts = ["sink", "block_mask", "mla"]
+    r.add_argument("--parts", nargs="+", default=parts, choices=parts)
     r.add_argument("--rounds", type=int, default=3)
     r.add_argument("--reps", type=int, default=5)
     r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "features_gpu.json"))
