@@ -22,7 +22,7 @@ namespace cuda {
 namespace sm90 {
 
 // True when the sm90a kernel takes this call: an sm_90 device, fp16/bf16,
-// head_dim 64/128/256, no dropout, seqlen_k > 0. Everything else -> sm80 path.
+// head_dim 64/128/192/256, no dropout, seqlen_k > 0. Everything else -> sm80 path.
 bool can_run_fwd(const FwdParams& p, int device_cc_major);
 
 // Extra workspace bytes (on top of the prep/mask_bounds.cu tile bounds) this path uses.

@@ -5,8 +5,9 @@
 //   stage_tile_o: O into shared memory (the tile's own Q buffer, free once its
 //                 last Q K^T is done), for the warpgroup's TMA stores;
 //   write_tile:   O straight from registers, 2 adjacent columns (4 bytes)
-//                 per global store (d64, where staging measured slower, and
-//                 d256, whose single Q buffer cannot wait for a store).
+//                 per global store (d64, where staging measured slower; d192,
+//                 not measured staged; d256, whose single Q buffer cannot
+//                 wait for a store).
 #pragma once
 
 #include "core/cuda/sm90/fwd/traits.h"

@@ -12,7 +12,7 @@
 //       -> the exp2's run while the tensor cores do P V(prev)
 //     wait for P V; release V(prev); O *= alpha; P = convert(S')
 //   last: O += P V(last); epilogue (O / l, lse): O staged in the tile's Q
-//   buffer and TMA-stored (d128), or stored from registers (d64, d256).
+//   buffer and TMA-stored (d128), or stored from registers (d64, d192, d256).
 // Fully masked blocks never arrive here; unmasked blocks do no mask work.
 // kPingPong (d128): each issue of wgmma's above (from the K wait on) is one
 // turn; the warpgroups alternate turns, warpgroup 0 first, as FA3 does.

@@ -49,7 +49,8 @@ struct FwdTraits {
   using Element = Element_;  // cutlass::bfloat16_t or cutlass::half_t
   using ElementAccum = float;
   static constexpr int kHeadDim = kHeadDim_;
-  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 head dims: 64, 128, 256");
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 192 || kHeadDim == 256,
+                "sm90 forward head dims: 64, 128, 192, 256");
 
   // 2 consumer warpgroups of 64 query rows each share every K/V tile.
   static constexpr int kNumMmaWarpGroups = kFwdWarpGroups;
@@ -59,8 +60,9 @@ struct FwdTraits {
   static constexpr int kStages = fwd_kv_stages(kHeadDim);  // K and V each
   // Q of the next work tile loads while this one runs (its latency was paid
   // at every tile start: short tiles - windows, documents - felt it most);
-  // d256 has no smem left for a second Q.
-  static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
+  // d192 fits it (2 x 48 KB of Q next to 2 x 2 x 24 KB of K and V), d256
+  // has no smem left for it.
+  static constexpr int kQStages = kHeadDim <= 192 ? 2 : 1;
   // d128: the epilogue stages O in the tile's own Q buffer and TMA-stores it,
   // each warpgroup its own rows; the buffer goes back to the producer once
   // both stores have read it, during the next tile (so it needs the second Q
@@ -73,8 +75,8 @@ struct FwdTraits {
   static_assert(!kTmaStoreO || kQStages == 2, "the O store hands the Q buffer back one tile later");
   static_assert(!kTmaStoreO || kNumMmaWarpGroups == 2, "O boxes: 64 rows per warpgroup, 2 per tile");
   // Diagonal blocks masked by causality alone get a one-compare mask step;
-  // d256 sends them as partial blocks (its consumers are at the register cap:
-  // the extra step made ptxas spill inside the key loop).
+  // d192 and d256 send them as partial blocks (d256's consumers are at the
+  // register cap: the extra step made ptxas spill inside the key loop).
   static constexpr bool kCausalOnlyBlocks = kHeadDim <= 128;
   // Ping-pong (FA3's warp-scheduler barriers): the two consumer warpgroups
   // take turns issuing their wgmma's, so one's softmax runs under the other's

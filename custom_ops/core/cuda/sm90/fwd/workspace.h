@@ -31,7 +31,7 @@ struct ExtraWorkspace {
 };
 
 
-// instantiations/fwd_sm90_{bf16,fp16}_d{64,128,256}.cu; Element is cutlass::bfloat16_t
+// instantiations/fwd_sm90_{bf16,fp16}_d{64,128,192,256}.cu; Element is cutlass::bfloat16_t
 // or cutlass::half_t.
 template <typename Element, int D>
 void run_fwd_impl(const FwdParams& p, const TileBounds* bounds, cudaStream_t stream);
