@@ -7,8 +7,8 @@ rounds (issue #30's speed targets):
               blocks, against the same call with every block kept (target:
               time(f) within 1.25 x f x time(1));
   mla         q/k head dim 192 with value head dim 128 (DeepSeek MLA): ours
-              (zero-padded to 192/192, the default, and to 256/256, the
-              Hopper kernels) against torch.compile'd FlexAttention, which
+              (zero-padded to 192/192, the default: the Hopper forward and
+              the sm80 backward, and to 256/256, the Hopper kernels) against torch.compile'd FlexAttention, which
               takes Dv != D natively (target: total >= 1.4 x Flex).
 
     python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--parts sink mla block_mask]
@@ -226,8 +226,8 @@ def report(args):
     mla_rows = [r for r in rows if r["kind"] == "mla"]
     if mla_rows:
         lines += ["", f"MLA shapes (q/k 192, v 128, H = {MLA_HEADS}): Flex's time / ours (our speed-up; "
-                  "target total >= 1.4). Ours runs Dv != D zero-padded: to 192/192 (the default) or "
-                  "256/256 (the Hopper kernels).", "",
+                  "target total >= 1.4). Ours runs Dv != D zero-padded: to 192/192 (the default: on Hopper "
+                  "the sm90 forward and the sm80 backward) or 256/256 (the sm90 kernels both ways).", "",
                   "| S | mask | flex fwd ms | flex total ms | variant | fwd ms | fwd x flex | total ms | total x flex |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in mla_rows:

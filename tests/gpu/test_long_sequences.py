@@ -33,8 +33,6 @@ from test_sink_gpu import run_sink_case  # noqa: E402
 
 if DEVICE != "cuda":
     pytest.skip("long sequences: GPU only", allow_module_level=True)
-# several GB per case: one pytest-xdist worker runs them one after the other
-pytestmark = pytest.mark.xdist_group("long")
 
 K, M = 1024, 1024 * 1024
 CHUNK = 2048  # query rows per checked window chunk
