@@ -17,8 +17,9 @@ tail -3 "$OUT/build.log"
 # objects compiled on the CPU box only if its nvcc flags match: build them there with the same
 # FMV3_INST and CUDA_HOME (build.sh kernels). False (and the log's tail) when it cannot be built.
 build_fmv3() {
-  [ ! -d .anchors/fmv3 ] && [ -f .anchors/fmv3.tgz ] && tar xzf .anchors/fmv3.tgz -C .anchors
-  [ -d .anchors/fmv3 ] || { echo "no .anchors/fmv3 carried: no V3 baseline"; return 1; }
+  # (a warm machine may keep a partial .anchors/fmv3 from an earlier call: unpack over it)
+  [ ! -f .anchors/fmv3/build.sh ] && [ -f .anchors/fmv3.tgz ] && tar xzf .anchors/fmv3.tgz -C .anchors
+  [ -f .anchors/fmv3/build.sh ] || { echo "no .anchors/fmv3 carried: no V3 baseline"; return 1; }
   if FMV3_INST=.anchors/fmv3/inst CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} timeout ${FMV3_BUILD_TIMEOUT:-240} \
       bash .anchors/fmv3/build.sh > "$OUT/fmv3_build.log" 2>&1; then
     grep -E "^\[(time|load)\]" "$OUT/fmv3_build.log"; return 0
