@@ -7,9 +7,9 @@ rounds (issue #30's speed targets):
               blocks, against the same call with every block kept (target:
               time(f) within 1.25 x f x time(1));
   mla         q/k head dim 192 with value head dim 128 (DeepSeek MLA): ours
-              (zero-padded to 192/192, the default: the Hopper forward and
-              the sm80 backward, and to 256/256, the Hopper kernels) against torch.compile'd FlexAttention, which
-              takes Dv != D natively (target: total >= 1.4 x Flex).
+              (v zero-padded to 192, the door's default: the Hopper d192
+              forward and backward) against torch.compile'd FlexAttention,
+              which takes Dv != D natively (target: total >= 1.4 x Flex).
 
     python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--parts sink mla block_mask]
                                           [--json PATH]
@@ -64,10 +64,9 @@ def _calls(q, k, v, dout, idx, causal, **kwargs):
 
 
 def _mla_variants(s, batch, name, gen):
-    """{variant: (fwd, total)} for the MLA shapes: ours at 192/192 (default
-    padding), ours at 256/256 and Flex at 192/128."""
+    """{variant: (fwd, total)} for the MLA shapes: ours at 192/128 (the door
+    pads v to 192) and Flex at 192/128."""
     import torch
-    import torch.nn.functional as F
     from gpu_common import four_column_bounds, paper_case
     from mask_suite import _flex_block_mask
     from torch.nn.attention.flex_attention import flex_attention
@@ -81,20 +80,15 @@ def _mla_variants(s, batch, name, gen):
     dout = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
     q, k, v = (t.requires_grad_() for t in (q, k, v))
 
-    def ours(pad):
-        def attn():
-            if pad is None:
-                return flashmask_attention(q, k, v, idx, causal=spec.causal)
-            qp, kp, vp = (F.pad(t, (0, pad - t.shape[-1])) for t in (q, k, v))
-            return flashmask_attention(qp, kp, vp, idx, causal=spec.causal, softmax_scale=192 ** -0.5)[..., :128]
-        return attn, dout
+    def ours():
+        return flashmask_attention(q, k, v, idx, causal=spec.causal)
 
     qt, kt, vt = (t.detach().transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
     block_mask, _ = _flex_block_mask(four_column_bounds(spec.startend_row_indices, spec.causal, s), batch, s, dev)
     flex = torch.compile(flex_attention, dynamic=False)
     variants = {}
     for label, (attn, grad_out), leaves in (
-            ("ours 192/192", ours(None), (q, k, v)), ("ours 256/256", ours(256), (q, k, v)),
+            ("ours 192/128", (ours, dout), (q, k, v)),
             ("flex 192/128", (lambda: flex(qt, kt, vt, block_mask=block_mask), dout.transpose(1, 2).contiguous()),
              (qt, kt, vt))):
         def fwd(attn=attn):
@@ -226,8 +220,8 @@ def report(args):
     mla_rows = [r for r in rows if r["kind"] == "mla"]
     if mla_rows:
         lines += ["", f"MLA shapes (q/k 192, v 128, H = {MLA_HEADS}): Flex's time / ours (our speed-up; "
-                  "target total >= 1.4). Ours runs Dv != D zero-padded: to 192/192 (the default: on Hopper "
-                  "the sm90 forward and the sm80 backward) or 256/256 (the sm90 kernels both ways).", "",
+                  "target total >= 1.4). Ours pads v to 192 (the door's default) and runs the Hopper d192 "
+                  "kernels both ways.", "",
                   "| S | mask | flex fwd ms | flex total ms | variant | fwd ms | fwd x flex | total ms | total x flex |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in mla_rows:

@@ -17,14 +17,14 @@ import os
 import sys
 
 # arch, direction -> compiled dtypes and head dims. The sm80 kernels also run
-# on Hopper (the fallback for what the sm90 kernels do not take: dropout, head
-# dim 96, and the d192 backward; a call may run its forward on one family and
-# its backward on the other, they share lse).
+# on Hopper (the fallback for what the sm90 kernels do not take: dropout and
+# head dim 96; a call may run its forward on one family and its backward on
+# the other, they share lse).
 KERNELS = {
     ("sm80", "fwd"): {"dtypes": ("fp16", "bf16"), "head_dims": (64, 96, 128, 192, 256)},
     ("sm80", "bwd"): {"dtypes": ("fp16", "bf16"), "head_dims": (64, 96, 128, 192, 256)},
     ("sm90", "fwd"): {"dtypes": ("fp16", "bf16"), "head_dims": (64, 128, 192, 256)},
-    ("sm90", "bwd"): {"dtypes": ("fp16", "bf16"), "head_dims": (64, 128, 256)},
+    ("sm90", "bwd"): {"dtypes": ("fp16", "bf16"), "head_dims": (64, 128, 192, 256)},
 }
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,4 +2,4 @@
 # Head dims the CUDA kernels take (every GPU, forward and backward).
 CUDA_HEAD_DIMS = (64, 96, 128, 192, 256)
 # Head dims with the Hopper (sm90a) kernels in both directions.
-SM90_HEAD_DIMS = (64, 128, 256)
+SM90_HEAD_DIMS = (64, 128, 192, 256)

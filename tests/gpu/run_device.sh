@@ -67,6 +67,10 @@ for step in $STEPS; do
         --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
         python tools/profile_masks.py --backward --masks ${NCU_MASKS:-causal sliding_window} > "$OUT/ncu90.txt" 2>&1
       echo "ncu90 rc=$?"; grep -E "^  [a-z_].*\(|Duration|Compute \(SM\) Throughput|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps" "$OUT/ncu90.txt" | head -40 ;;
+    kernels)
+      # tools/kernel_times.py: per-kernel time of block_mask (f = 1, 0.1, 0) and MLA fwd+bwd
+      timeout ${KT_TIMEOUT:-180} python tools/kernel_times.py ${KT_ARGS:---mla} > "$OUT/kernel_times.log" 2>&1
+      echo "kernels rc=$?"; cat "$OUT/kernel_times.log" | head -80 ;;
     bench)
       timeout ${BENCH_TIMEOUT:-300} python benchmarks/gpu_bench.py ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -22 "$OUT/bench.log" ;;

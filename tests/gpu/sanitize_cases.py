@@ -63,6 +63,8 @@ def main():
             dict(sq=129, sk=129, h=2, hk=1, d=96, dtype=torch.bfloat16, causal=False, ncols=2, dropout=0.2),
             dict(sq=65, sk=200, h=1, hk=1, d=256, dtype=torch.float16, causal=True, ncols=2),
             dict(sq=100, sk=100, h=2, hk=2, d=192, dtype=torch.bfloat16, causal=True, ncols=0, deterministic=True),
+            # the sm90 d192 backward (3 dQ slices) with a block mask of more than 32 block rows
+            dict(sq=4200, sk=4200, h=2, hk=1, d=192, dtype=torch.bfloat16, causal=True, ncols=1, blocks=True),
             # > 512 key and query tiles of 64: the sm80 kernels' tile lists in two chunks
             dict(sq=33000, sk=33000, h=2, hk=1, d=64, dtype=torch.bfloat16, causal=True, ncols=1,
                  deterministic=True, env={"FLASHMASK_DISABLE_SM90": "1"}),
@@ -74,6 +76,8 @@ def main():
         cases += [
             dict(sq=300, sk=270, h=4, hk=2, d=128, dtype=torch.bfloat16, causal=True, ncols=2, sink=True,
                  blocks=True, env=env),
+            dict(sq=200, sk=150, h=2, hk=1, d=192, dtype=torch.bfloat16, causal=False, ncols=2, blocks=True,
+                 env=env),
             dict(sq=260, sk=300, h=2, hk=1, d=64, dtype=torch.float16, causal=False, ncols=4, sink=True,
                  blocks=True, deterministic=True, env=env),
         ]

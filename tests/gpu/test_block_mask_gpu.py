@@ -51,7 +51,7 @@ def test_lengths_gqa(sq, sk, causal, ncols, kernel_path):
 
 @pytest.mark.parametrize("heads", ["one", "hk", "h"])
 @pytest.mark.parametrize("with_indices", [False, True])
-@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("d", [64, 128, 192, 256])
 def test_per_head_block_masks(heads, with_indices, d, kernel_path, deterministic):
     """block_mask heads 1, Hk or H (as startend_row_indices' when both are given):
     the column kernels look each query head of a GQA group up by itself."""
@@ -60,6 +60,20 @@ def test_per_head_block_masks(heads, with_indices, d, kernel_path, deterministic
     hm = {"one": 1, "hk": hk, "h": h}[heads]
     idx = random_startend(gen, b, hm, s, s, True, 2) if with_indices else None
     blocks = random_block_mask(gen, b, hm, s, s, 0.5)
+    run_case(b, s, s, h, hk, d, torch.bfloat16, True, idx, block_mask=blocks, seed=d)
+
+
+@pytest.mark.parametrize("d", [64, 192])
+def test_block_rows_over_one_word(d, kernel_path, deterministic):
+    """More than 32 block rows (the sm90 backward walks packed 32-row words of
+    each block-mask column): per-head masks where one head drops block rows
+    2..40 (a whole word and parts of two), the other keeps a sparse random set."""
+    gen = torch.Generator().manual_seed(d)
+    b, s, h, hk = 1, 4500, 2, 1
+    blocks = random_block_mask(gen, b, h, s, s, 0.15)
+    blocks[:, 0, 2:41] = 0
+    blocks[:, 0, 45] = 1
+    idx = random_startend(gen, b, 1, s, s, True, 1)
     run_case(b, s, s, h, hk, d, torch.bfloat16, True, idx, block_mask=blocks, seed=d)
 
 

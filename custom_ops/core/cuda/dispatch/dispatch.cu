@@ -84,10 +84,10 @@ void run_sm80_bwd(const BwdParams& p, const TileBounds* bounds, const float* del
                            [&](auto d) { launch_bwd<T, decltype(d)::value>(p, bounds, delta, dq, s); });
 }
 
-// The sm90a kernels take fp16/bf16, head_dim 64/128/256 (and 192 forward: a
-// call may run its forward and its backward on different families, they
-// share lse), no dropout, on compute capability 9.x, unless the door's
-// options turn them off; every other call runs on the sm80 kernels. Decided
+// The sm90a kernels take fp16/bf16, head_dim 64/128/192/256, no dropout, on
+// compute capability 9.x, unless the door's options turn them off; every
+// other call runs on the sm80 kernels (a call may run its forward and its
+// backward on different families, they share lse). Decided
 // once per call: every batch slice runs on the family the call's workspace
 // was sized for.
 KernelFamily fwd_family(const FwdParams& p) {

@@ -71,10 +71,10 @@ decltype(auto) sm90_fwd_head_dim_switch(int d, F&& f) {
   }
 }
 
-// sm90 bwd: head_dim 64, 128, 256
+// sm90 bwd: head_dim 64, 128, 192, 256
 constexpr bool sm90_bwd_has_head_dim(int d) {
   switch (d) {
-    case 64: case 128: case 256: return true;
+    case 64: case 128: case 192: case 256: return true;
     default: return false;
   }
 }
@@ -85,6 +85,7 @@ decltype(auto) sm90_bwd_head_dim_switch(int d, F&& f) {
   switch (d) {
     case 64: return f(std::integral_constant<int, 64>{});
     case 128: return f(std::integral_constant<int, 128>{});
+    case 192: return f(std::integral_constant<int, 192>{});
     case 256: return f(std::integral_constant<int, 256>{});
     default: throw std::runtime_error("flashmask sm90 bwd: head_dim not compiled");
   }

@@ -2,7 +2,7 @@
 // visited block S = Q K^T and dP = dO V^T, P and dS (mask only on partial
 // blocks), dV += P^T dO and dK += dS^T Q in registers, dQ = dS K into the
 // writer's shared-memory tile; dK, dV at the end (d128 staged in smem and
-// TMA-stored, d64 from registers). d256: sm90/bwd/consumer_split_d.cuh.
+// TMA-stored, d64 from registers). d192 / d256: sm90/bwd/consumer_split_d.cuh.
 #pragma once
 
 #include "core/cuda/sm90/common/accum_layout.cuh"

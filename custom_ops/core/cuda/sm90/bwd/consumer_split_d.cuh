@@ -1,15 +1,17 @@
-// Consumer warpgroups of the sm90a backward, d256 (kSplitD): both warpgroups
-// share the block's 64 keys; warpgroup w holds S^T / dP^T for queries
-// [32w, 32w + 32) and dK / dV for head-dim columns [128w, 128w + 128)
-// (64 + 64 fp32 registers; owning all 256 columns would take 256). Per
+// Consumer warpgroups of the sm90a backward, d192 / d256 (kSplitD): both
+// warpgroups share the block's 64 keys; warpgroup w holds S^T / dP^T for
+// queries [32w, 32w + 32) and dK / dV for head-dim columns [D/2 w, D/2 (w+1))
+// (2 x D/2 fp32 registers; owning all D columns would take 2 D). Per
 // visited block:
 //   1. S^T = K Q_w^T, dP^T = V dO_w^T            (SS, N = 32 queries)
 //   2. P^T (mask on partial blocks), dS^T; both to smem (one buffer each,
 //      so first a barrier: the other warpgroup is done reading the last ones)
-//   3. dQ[:, 0:128] = dS K[:, 0:128]  and  dV_w += P^T dO[:, Dw]
-//      -> dQ slice 0 to the writer while dV runs,
-//      dQ[:, 128:256] and dK_w += dS^T Q[:, Dw]
-//      -> release dO (after dV), dQ slice 1 to the writer, release Q (after dK).
+//   3. dQ slice 0 = dS K[:, slice 0]  and  dV_w += P^T dO[:, Dw]
+//      -> slice 0 to the writer while dV runs,
+//      dQ slice 1 and dK_w += dS^T Q[:, Dw]
+//      -> release dO (after dV), slice 1 to the writer,
+//      (d192) dQ slice 2 -> release Q (after dK), slice 2 to the writer;
+//      (d256) release Q (after dK).
 // dK, dV stored at the end.
 #pragma once
 
@@ -34,14 +36,18 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN, D = Traits::kHeadDim;
   constexpr int kBarThreads = Traits::kNumMmaThreads + 32;
   constexpr int kPartial = static_cast<int>(TileKind::kPartial);
-  static_assert(Traits::kSplitD && Traits::kDsBufs == 1 && Traits::kDqSlices == 2, "the head-dim-split variant");
+  static_assert(Traits::kSplitD && Traits::kDsBufs == 1 && (Traits::kDqSlices == 2 || Traits::kDqSlices == 3),
+                "the head-dim-split variant");
   using DQ = typename Traits::DQ;
 
   auto [sQ, sdO, sQt, sdOt, sK, sV, sKt, sdS, sdSt] = smem_views<Traits>(ss);
   Tensor sPt = make_tensor(make_smem_ptr(ss.smem_p.data()), typename Traits::SmemLayoutdSt{});
-  // the two column slices of K^T that dQ's slices multiply
+  // the column slices of K^T that dQ's slices multiply (the last one is
+  // slice 1 again at d256: never used there)
+  constexpr int kLast = Traits::kDqSlices - 1;
   Tensor sKt0 = local_tile(sKt, Shape<DQ, Int<BN>>{}, make_coord(_0{}, _0{}));
   Tensor sKt1 = local_tile(sKt, Shape<DQ, Int<BN>>{}, make_coord(_1{}, _0{}));
+  Tensor sKt2 = local_tile(sKt, Shape<DQ, Int<BN>>{}, make_coord(Int<kLast>{}, _0{}));
 
   typename Traits::TiledMmaSdP mma_sdp;
   typename Traits::TiledMmadKV mma_dkv;
@@ -62,6 +68,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   Tensor tdQrdS = wg_dq.partition_fragment_A(sdS);    // (MMA, MMA_M, MMA_K, 1)
   Tensor tdQrK0 = wg_dq.partition_fragment_B(sKt0);   // (MMA, MMA_N, MMA_K)
   Tensor tdQrK1 = wg_dq.partition_fragment_B(sKt1);
+  Tensor tdQrK2 = wg_dq.partition_fragment_B(sKt2);
 
   auto thr_sdp = mma_sdp.get_thread_slice(tidx);
   Tensor tSrS = partition_fragment_C(mma_sdp, Shape<Int<BN>, Int<BM>>{});
@@ -124,10 +131,22 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
         warpgroup_wait<1>();
         warpgroup_fence_operand(tdQrdQ);
         dq_slice_to_writer<Traits>(tdQrdQ, ss, tidx);
-        warpgroup_wait<0>();  // dK done: Q is free
-        warpgroup_fence_operand(tdKrdK);
-        pipe_q.consumer_release(q_read);
-        ++q_read;
+        if constexpr (Traits::kDqSlices == 3) {
+          //  dQ slice 2 (its registers are free again) while dK finishes
+          wg_gemm(mma_dq, tdQrdS(_, _, _, 0), tdQrK2, tdQrdQ, true);
+          warpgroup_wait<1>();  // dK done: Q is free
+          warpgroup_fence_operand(tdKrdK);
+          pipe_q.consumer_release(q_read);
+          ++q_read;
+          warpgroup_wait<0>();
+          warpgroup_fence_operand(tdQrdQ);
+          dq_slice_to_writer<Traits>(tdQrdQ, ss, tidx);
+        } else {
+          warpgroup_wait<0>();  // dK done: Q is free
+          warpgroup_fence_operand(tdKrdK);
+          pipe_q.consumer_release(q_read);
+          ++q_read;
+        }
       });
   // the writer arrives once more than there were slices (its initial arrive)
   cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqEmpty);

@@ -27,8 +27,8 @@ namespace cuda {
 namespace sm90 {
 
 // True when the sm90a backward takes this call: an sm_90 device, fp16/bf16,
-// head_dim 64 or 128, no dropout, seqlen_q > 0, seqlen_k > 0, whole GQA groups.
-// Everything else (head_dim 96/192/256, dropout) -> the sm80 kernels.
+// head_dim 64, 128, 192 or 256, no dropout, seqlen_q > 0, seqlen_k > 0, whole
+// GQA groups. Everything else (head_dim 96, dropout) -> the sm80 kernels.
 bool can_run_bwd(const BwdParams& p, int device_cc_major);
 
 // Scratch bytes this path needs on top of [tile bounds][delta].

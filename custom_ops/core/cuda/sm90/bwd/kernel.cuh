@@ -14,7 +14,7 @@
 //              claimed yet (the writers wait for that).
 //     warp 2 = deterministic mode: scans each visited block's successor in
 //              the add order ahead of the writer (sm90/bwd/dq_order.cuh); else exits.
-//   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each, or (d256)
+//   warpgroups 1, 2 (setmaxnreg.inc): consumers, 64 keys each, or (d192, d256)
 //     sharing 64 keys and splitting the head dim (see sm90/bwd/traits.h for the
 //     GEMMs). Fully masked blocks are never visited;
 //     unmasked blocks run with no mask code.

@@ -57,7 +57,7 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
     a.lse_log2 = sc.lse_log2;
     a.delta = sc.delta;
     a.delta_plain = delta_plain;
-    const int64_t threads = a.total_rows * (D / 8);
+    const int64_t threads = a.total_rows * pre_lanes<D>();
     bwd_pre_kernel<Element, D><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(a);
     check(cudaGetLastError(), "preprocess kernel");
   }
@@ -114,6 +114,16 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
     const int64_t threads = int64_t(p.batch) * kp.mask_heads * m_blocks * 32;
     last_visible_kernel<BM, BN><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(kp);
     check(cudaGetLastError(), "last visible key block kernel");
+  }
+
+  // with a block_mask: its columns as bits, for the walks (walk_blocks)
+  kp.block_bits = nullptr;
+  kp.block_words = static_cast<int32_t>(Scratch::bit_words(p));
+  if (kp.block_mask.blocks != nullptr) {
+    kp.block_bits = sc.block_bits;
+    const int64_t threads = int64_t(p.batch) * kp.block_mask.heads * kp.block_mask.cols * kp.block_words * 32;
+    pack_block_mask_columns<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(kp);
+    check(cudaGetLastError(), "block mask packing kernel");
   }
 
   auto kernel = bwd_kernel_sm90<Traits>;

@@ -124,6 +124,41 @@ __global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant
   if (lane == 0) p.last_visible[w] = last;
 }
 
+// With a block_mask, before the main kernel: the block mask by key column,
+// 32 block rows per word (bit i of word w: block row 32 w + i kept), so a
+// walk reads one word per 32 block rows and jumps over dropped ones, instead
+// of one dependent load per query block, each from another cache line (the
+// entries of a column are a row apart). One warp per word.
+template <class P>
+__global__ void __launch_bounds__(256) pack_block_mask_columns(const __grid_constant__ P p) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  const BlockMaskView& bm = p.block_mask;
+  const int cols = bm.cols, rows = (p.seqlen_q + kBlockMaskSize - 1) / kBlockMaskSize;
+  const int64_t columns = static_cast<int64_t>(p.batch) * bm.heads * cols;
+  if (w >= columns * p.block_words) return;  // whole warps
+  const int word = static_cast<int>(w % p.block_words);
+  const int64_t column = w / p.block_words;  // (b, hb, j)
+  const int j = static_cast<int>(column % cols);
+  const int64_t bh = column / cols;
+  const int r = word * 32 + lane;
+  const int32_t* src = bm.blocks + (bh / bm.heads) * bm.batch_stride + (bh % bm.heads) * bm.head_stride;
+  const bool kept = r < rows && src[static_cast<int64_t>(r) * cols + j] != 0;
+  const unsigned bits = __ballot_sync(0xffffffffu, kept);
+  if (lane == 0) const_cast<uint32_t*>(p.block_bits)[w] = bits;
+}
+
+// The packed column of key block n (kBlockN keys) for query head hq; nullptr
+// without a block mask.
+template <int BN, class P>
+__device__ __forceinline__ const uint32_t* block_mask_column(const P& p, int b, int hq, int n) {
+  if (p.block_bits == nullptr) return nullptr;
+  const BlockMaskView& bm = p.block_mask;
+  const int hb = mask_head_of(hq, bm.heads, p.num_heads, p.num_heads_k);
+  const int j = n * BN / kBlockMaskSize;
+  return p.block_bits + ((static_cast<int64_t>(b) * bm.heads + hb) * bm.cols + j) * p.block_words;
+}
+
 // After a fully masked query block m: the next block that may be visible. A
 // block is fully masked when one band, [lts_max, lte_min) or [uts_max,
 // ute_min), covers all its rows; every later block ending inside that band is
@@ -142,18 +177,21 @@ FM90_HD int next_candidate_block(const TileBounds& t, int m, int seqlen_q) {
 // Every role's walk over the visited (query head, query block) pairs of key
 // block n: on_head(hq, hm) once per query head of the GQA group, then
 // on_block(hq, hm, m, kind) for each block that is not fully masked (by the
-// column mask or the block mask).
+// column mask or the block mask, whose dropped block rows it jumps over).
 template <typename Traits, class P, class OnHead, class OnBlock>
 __device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, OnHead&& on_head,
                                             OnBlock&& on_block) {
   constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN;
+  static_assert(kBlockMaskSize % BM == 0, "a query block lies in one block row");
   const int group = p.num_heads / p.num_heads_k;
   const int m_begin = m_block_begin<BM, BN>(n, p.seqlen_q, p.seqlen_k, p.causal);
   for (int gi = 0; gi < group; ++gi) {
     const int hq = hk * group + gi;
     const int hm = mask_head_of(hq, p.mask_heads, p.num_heads, p.num_heads_k);
     const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
-    const int32_t* bm_row = p.block_mask.row(b, hq, p.num_heads, p.num_heads_k);
+    const uint32_t* bits = block_mask_column<BN>(p, b, hq, n);
+    int word_index = -1;
+    uint32_t word = 0;
     on_head(hq, hm);
     for (int m = m_begin; m < p.m_blocks;) {
       const int kind = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal);
@@ -161,9 +199,18 @@ __device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, On
         m = next_candidate_block<BM>(t, m, p.seqlen_q);
         continue;
       }
-      if (!p.block_mask.kept(bm_row, m * BM, n * BN)) {
-        ++m;
-        continue;
+      if (bits != nullptr) {
+        const int r = m * BM / kBlockMaskSize;  // block row
+        if (r / 32 != word_index) {
+          word_index = r / 32;
+          word = bits[word_index];
+        }
+        const uint32_t ahead = word >> (r % 32);
+        if ((ahead & 1u) == 0u) {  // dropped: on to the next kept block row
+          const int next_r = ahead == 0u ? (word_index + 1) * 32 : r + __ffs(ahead) - 1;
+          m = next_r * (kBlockMaskSize / BM);
+          continue;
+        }
       }
       on_block(hq, hm, m, kind);
       ++m;

@@ -33,12 +33,20 @@ struct PreArgs {
   float* delta_plain;  // [B, H, Sq] (the sm80 workspace's delta), may be null
 };
 
-// kLanes = D / 8 lanes per padded row (16 bytes of O and of dO each), so a
-// warp covers 32 / kLanes rows: every lane loads, none idles.
+// pre_lanes<D>() lanes per padded row, each loading kIters x 16 bytes of O
+// and of dO (D / 8 lanes at 64 / 128 / 256; 8 lanes x 3 at d192), so a warp
+// covers 32 / kLanes rows: every lane loads, none idles.
+template <int D>
+constexpr int pre_lanes() {
+  return (D / 8) % 3 == 0 ? D / 24 : D / 8;
+}
+
 template <typename Element, int D>
 __global__ void __launch_bounds__(256) bwd_pre_kernel(const PreArgs a) {
-  constexpr int kLanes = D / 8;
-  static_assert(kLanes >= 1 && kLanes <= 32 && (kLanes & (kLanes - 1)) == 0, "head_dim / 8 lanes per row");
+  constexpr int kLanes = pre_lanes<D>();
+  constexpr int kIters = D / (8 * kLanes);
+  static_assert(kLanes >= 1 && kLanes <= 32 && (kLanes & (kLanes - 1)) == 0 && kIters * 8 * kLanes == D,
+                "a power-of-two number of lanes per row");
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t r = t / kLanes;
   const int sub = static_cast<int>(t % kLanes);
@@ -50,12 +58,15 @@ __global__ void __launch_bounds__(256) bwd_pre_kernel(const PreArgs a) {
     const int h = static_cast<int>(bh % a.num_heads);
     const int64_t b = bh / a.num_heads;
     const int64_t off = b * a.o_batch_stride + int64_t(i) * a.o_row_stride + int64_t(h) * a.o_head_stride + sub * 8;
-    const uint4 ov = *reinterpret_cast<const uint4*>(static_cast<const Element*>(a.out) + off);
-    const uint4 dv = *reinterpret_cast<const uint4*>(static_cast<const Element*>(a.dout) + off);
-    const Element* oe = reinterpret_cast<const Element*>(&ov);
-    const Element* de = reinterpret_cast<const Element*>(&dv);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) sum += float(oe[e]) * float(de[e]);
+    for (int k = 0; k < kIters; ++k) {
+      const uint4 ov = *reinterpret_cast<const uint4*>(static_cast<const Element*>(a.out) + off + k * 8 * kLanes);
+      const uint4 dv = *reinterpret_cast<const uint4*>(static_cast<const Element*>(a.dout) + off + k * 8 * kLanes);
+      const Element* oe = reinterpret_cast<const Element*>(&ov);
+      const Element* de = reinterpret_cast<const Element*>(&dv);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sum += float(oe[e]) * float(de[e]);
+    }
   }
 #pragma unroll
   for (int s = kLanes / 2; s > 0; s >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, s);

@@ -13,15 +13,19 @@
 //   dK_w += dS^T Q          (RS: dS^T from the dP^T accumulator)
 //   dQ   = dS K             (SS, dS from smem written by both warpgroups;
 //                            warpgroups split D (BM = 64) or M (BM = 128))
-// d256 (kSplitD = true), kBlockN = 64, BM = 64: dK and dV of 64 keys x 256
-//   would be 256 fp32 registers per thread, so both warpgroups share the 64
-//   keys and split the head dim of dK / dV (64 + 64 registers each):
+// d192 / d256 (kSplitD = true), kBlockN = 64, BM = 64: dK and dV of 64 keys
+//   x D would be 2 * D fp32 registers per thread, so both warpgroups share
+//   the 64 keys and split the head dim of dK / dV (D / 2 columns each):
 //   S^T, dP^T               (SS, M = 64 keys, N = 32 queries per warpgroup)
 //   P^T, dS^T -> smem       (each warpgroup writes its 32 queries)
 //   dV[:, Dw] += P^T dO[:, Dw], dK[:, Dw] += dS^T Q[:, Dw]
-//                           (SS, M = 64 keys, N = 128, K = 64 queries)
-//   dQ   = dS K             (SS, in kDqSlices = 2 column slices of 128, so
-//                            the fp32 dQ tile takes 32 KB of smem, not 64)
+//                           (SS, M = 64 keys, N = D / 2, K = 64 queries)
+//   dQ   = dS K             (SS, in kDqSlices column slices: 2 of 128 at
+//                            d256, 3 of 64 at d192, so the fp32 staging tile
+//                            is 32 / 16 KB of smem, not 64 / 48)
+// d192 splits at column 96, inside a 128-byte swizzle atom (64 columns), so
+// its Q, dO, K, V tiles use the 64-byte swizzle (32-column atoms; its 8 x 16 B
+// core matrices are still bank-conflict free).
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -66,21 +70,23 @@ struct BwdTraits {
   using Element = Element_;
   using ElementAccum = float;
   static constexpr int kHeadDim = kHeadDim_;
-  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 backward: head dims 64, 128, 256");
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 192 || kHeadDim == 256,
+                "sm90 backward: head dims 64, 128, 192, 256");
   static constexpr int kBlockM = BwdConfig<kHeadDim>::kBlockM;
   static constexpr int kBlockN = BwdConfig<kHeadDim>::kBlockN;
   // see the header: warpgroups own 64 keys each, or share the keys and split D
-  static constexpr bool kSplitD = kHeadDim == 256;
+  static constexpr bool kSplitD = kHeadDim >= 192;
   static_assert(kBlockN == (kSplitD ? 64 : 128), "64 keys per warpgroup, or 64 shared");
   static constexpr int kStages = 2;  // Q (+ lse) pipeline
   // dO (+ delta) pipeline: d256 has smem for one stage (as FA3's d256 backward)
-  static constexpr int kStagesDo = kSplitD ? 1 : 2;
+  static constexpr int kStagesDo = kHeadDim == 256 ? 1 : 2;
   // dS^T (and for kSplitD P^T) tiles in smem: two buffers let a warpgroup
   // write block m + 1's while the other still reads block m's; kSplitD has
   // room for one and a barrier instead (kBarPdsFree)
   static constexpr int kDsBufs = kSplitD ? 1 : 2;
-  // the dQ tile leaves the consumers in kDqSlices column slices
-  static constexpr int kDqSlices = kSplitD ? 2 : 1;
+  // the dQ tile leaves the consumers in kDqSlices column slices (each
+  // warpgroup's part of a slice starts on a swizzle atom of K)
+  static constexpr int kDqSlices = kHeadDim == 256 ? 2 : kHeadDim == 192 ? 3 : 1;
   static constexpr int kNumMmaWarpGroups = 2;
   static constexpr int kNumMmaThreads = 256;
   static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
@@ -136,7 +142,10 @@ struct BwdTraits {
                                GMMA::Major::MN, GMMA::Major::MN>(),
           Layout<Shape<_1, _2, _1>>{}))>;
 
-  using SmemAtomK = GMMA::Layout_K_SW128_Atom<Element>;
+  // d192: the 64-byte swizzle, so column 96 (the head-dim split) and the
+  // dQ slices' halves (32 columns) start on an atom
+  using SmemAtomK = std::conditional_t<kHeadDim == 192, GMMA::Layout_K_SW64_Atom<Element>,
+                                       GMMA::Layout_K_SW128_Atom<Element>>;
   using SmemLayoutQ = decltype(tile_to_shape(SmemAtomK{}, Shape<BM, HD, ST>{}));
   using SmemLayoutdO = decltype(tile_to_shape(SmemAtomK{}, Shape<BM, HD, STdO>{}));
   using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD>{}));      // also V
@@ -261,6 +270,10 @@ struct BwdKernelParams {
   const TileBounds* bounds;  // prep/mask_bounds.cu workspace, [b][hm][n_tiles64]
   int32_t n_tiles64;
   BlockMaskView block_mask;  // Paddle's block_mask (blocks == nullptr: none)
+  // the block mask by key column: [b][block-mask head][128-key block][word],
+  // bit i of word w = block row 32 w + i kept (pack_block_mask_columns)
+  const uint32_t* block_bits;
+  int32_t block_words;
 
   int32_t batch, num_heads, num_heads_k, seqlen_q, seqlen_k, m_blocks;
   bool causal, deterministic;

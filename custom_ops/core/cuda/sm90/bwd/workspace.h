@@ -21,6 +21,8 @@ namespace bwd {
 //   [dq accumulator: R * D fp32][lse_log2: R fp32][delta: R fp32]
 //   [semaphores: B * H * m_blocks int32][tile states: B * H * m_blocks int32]
 //   [last visible key block per query block: B * H * m_blocks int32]
+//   [block_mask column bits: B * block-mask heads * ceil(Sk / 128) *
+//    ceil(ceil(Sq / 128) / 32) uint32, only with a block_mask]
 // Only the first two int32 arrays are zeroed per call (`counters`): the
 // accumulator tiles are zeroed in the kernel (dq_zeroer_warp in
 // sm90/bwd/dq_writer.cuh).
@@ -37,8 +39,14 @@ struct Scratch {
   static size_t vec_bytes(const BwdParams& p) { return a256(rows(p) * 4); }
   static size_t sem_bytes(const BwdParams& p) { return a256(size_t(p.batch) * p.num_heads * m_blocks(p) * 4); }
   static size_t counters_bytes(const BwdParams& p) { return 2 * sem_bytes(p); }
+  // block_mask column bits (pack_block_mask_columns in sm90/bwd/mask.cuh)
+  static size_t bit_words(const BwdParams& p) { return (block_mask_blocks(p.seqlen_q) + 31) / 32; }
+  static size_t bits_bytes(const BwdParams& p) {
+    if (p.block_mask.heads == 0) return 0;
+    return a256(size_t(p.batch) * p.block_mask.heads * block_mask_blocks(p.seqlen_k) * bit_words(p) * 4);
+  }
   static size_t bytes(const BwdParams& p) {
-    return 256 + dq_bytes(p) + 2 * vec_bytes(p) + counters_bytes(p) + sem_bytes(p);
+    return 256 + dq_bytes(p) + 2 * vec_bytes(p) + counters_bytes(p) + sem_bytes(p) + bits_bytes(p);
   }
 
   float* dq;
@@ -47,6 +55,7 @@ struct Scratch {
   int32_t* sem;       // deterministic mode: 1 + the last key block that added
   int32_t* dq_state;  // claims of the tile (low bits) | kDqZeroed
   int32_t* last_visible;  // deterministic mode with a mask (last_visible_kernel)
+  uint32_t* block_bits;   // with a block_mask
   Scratch(const BwdParams& p, void* base) {
     uintptr_t a = (reinterpret_cast<uintptr_t>(base) + 255) & ~uintptr_t(255);
     dq = reinterpret_cast<float*>(a);
@@ -60,10 +69,12 @@ struct Scratch {
     dq_state = reinterpret_cast<int32_t*>(a);
     a += sem_bytes(p);
     last_visible = reinterpret_cast<int32_t*>(a);
+    a += sem_bytes(p);
+    block_bits = reinterpret_cast<uint32_t*>(a);
   }
 };
 
-// instantiations/bwd_sm90_{bf16,fp16}_d{64,128,256}.cu; Element is cutlass::bfloat16_t or cutlass::half_t.
+// instantiations/bwd_sm90_{bf16,fp16}_d{64,128,192,256}.cu; Element is cutlass::bfloat16_t or cutlass::half_t.
 template <typename Element, int D>
 void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_plain, void* scratch,
                   cudaStream_t stream);

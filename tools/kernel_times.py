@@ -1,0 +1,89 @@
+"""Where a forward+backward's GPU time goes, kernel by kernel (torch.profiler),
+for the cases whose time does not shrink as expected:
+
+    python tools/kernel_times.py [--seqlen 8192] [--fractions 1 0.1 0] [--mla]
+
+block_mask: the full mask with random 128 x 128 blocks kept with probability
+f (benchmarks/features_gpu.py's case); --mla: q/k head dim 192 with v 128
+(zero-padded to 192 by the door). B*S = 128K tokens, H = 32 (MLA: 16),
+bf16. Prints each kernel's milliseconds per call and its launch count.
+"""
+import argparse
+import collections
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from paddle_flashmask.torch import flashmask_attention
+
+
+def short(name):
+    for cut in ("<", "("):
+        name = name.split(cut)[0]
+    return name.split("::")[-1][:48]
+
+
+def kernel_ms(call, reps):
+    call()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            call()
+        torch.cuda.synchronize()
+    ms, count = collections.Counter(), collections.Counter()
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            ms[short(e.name)] += e.device_time_total / 1e3 / reps
+            count[short(e.name)] += 1
+    return ms, count
+
+
+def show(label, ms, count):
+    print(f"== {label}: {sum(ms.values()):.2f} ms of kernels per call")
+    for name, t in ms.most_common():
+        if t >= 0.005:
+            print(f"   {t:8.3f} ms  x{count[name] // max(1, REPS):<3d} {name}")
+
+
+def main():
+    global REPS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seqlen", type=int, default=8192)
+    ap.add_argument("--tokens", type=int, default=131072)
+    ap.add_argument("--fractions", type=float, nargs="*", default=[1.0, 0.1, 0.0])
+    ap.add_argument("--mla", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    REPS = args.reps
+    s, dev = args.seqlen, "cuda"
+    batch, nb = args.tokens // s, (s + 127) // 128
+    gen = torch.Generator(device=dev).manual_seed(0)
+    h, d = 32, 128
+    q, k, v = (torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
+               for _ in range(3))
+    dout = torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen)
+    for f in args.fractions:
+        blocks = (torch.rand(batch, 1, nb, nb, device=dev, generator=gen) < f).to(torch.int32)
+
+        def call(blocks=blocks):
+            out = flashmask_attention(q, k, v, None, causal=False, block_mask=blocks)
+            torch.autograd.grad(out, (q, k, v), dout)
+
+        show(f"block_mask full S={s} f={f:g} (kept {blocks.float().mean().item():.3f})", *kernel_ms(call, args.reps))
+    del q, k, v, dout
+    if args.mla:
+        h = 16
+        q, k = (torch.randn(batch, s, h, 192, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
+                for _ in range(2))
+        v = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
+        do = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
+
+        def mla():
+            torch.autograd.grad(flashmask_attention(q, k, v, None, causal=True), (q, k, v), do)
+
+        show(f"MLA 192/128 causal S={s} H={h}", *kernel_ms(mla, args.reps))
+
+
+REPS = 1
+if __name__ == "__main__":
+    main()
