@@ -121,7 +121,7 @@ void run_bwd_impl(const BwdParams& p, const TileBounds* bounds, float* delta_pla
   kp.block_words = static_cast<int32_t>(Scratch::bit_words(p));
   if (kp.block_mask.blocks != nullptr) {
     kp.block_bits = sc.block_bits;
-    const int64_t threads = int64_t(p.batch) * kp.block_mask.heads * kp.block_mask.cols * kp.block_words * 32;
+    const int64_t threads = int64_t(p.batch) * kp.block_mask.heads * kp.block_mask.cols * kp.block_words;
     pack_block_mask_columns<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(kp);
     check(cudaGetLastError(), "block mask packing kernel");
   }

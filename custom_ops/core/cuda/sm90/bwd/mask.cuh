@@ -128,24 +128,23 @@ __global__ void __launch_bounds__(256) last_visible_kernel(const __grid_constant
 // 32 block rows per word (bit i of word w: block row 32 w + i kept), so a
 // walk reads one word per 32 block rows and jumps over dropped ones, instead
 // of one dependent load per query block, each from another cache line (the
-// entries of a column are a row apart). One warp per word.
+// entries of a column are a block-mask row apart). One thread per (b, block-
+// mask head, word, key column), the columns consecutive: its 32 row loads
+// are coalesced across the warp.
 template <class P>
 __global__ void __launch_bounds__(256) pack_block_mask_columns(const __grid_constant__ P p) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
   const BlockMaskView& bm = p.block_mask;
   const int cols = bm.cols, rows = (p.seqlen_q + kBlockMaskSize - 1) / kBlockMaskSize;
-  const int64_t columns = static_cast<int64_t>(p.batch) * bm.heads * cols;
-  if (w >= columns * p.block_words) return;  // whole warps
-  const int word = static_cast<int>(w % p.block_words);
-  const int64_t column = w / p.block_words;  // (b, hb, j)
-  const int j = static_cast<int>(column % cols);
-  const int64_t bh = column / cols;
-  const int r = word * 32 + lane;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= static_cast<int64_t>(p.batch) * bm.heads * p.block_words * cols) return;
+  const int j = static_cast<int>(t % cols);
+  const int word = static_cast<int>((t / cols) % p.block_words);
+  const int64_t bh = t / (static_cast<int64_t>(cols) * p.block_words);  // b * heads + hb
   const int32_t* src = bm.blocks + (bh / bm.heads) * bm.batch_stride + (bh % bm.heads) * bm.head_stride;
-  const bool kept = r < rows && src[static_cast<int64_t>(r) * cols + j] != 0;
-  const unsigned bits = __ballot_sync(0xffffffffu, kept);
-  if (lane == 0) const_cast<uint32_t*>(p.block_bits)[w] = bits;
+  uint32_t bits = 0;
+  for (int i = 0; i < 32 && word * 32 + i < rows; ++i)
+    bits |= static_cast<uint32_t>(__ldg(src + static_cast<int64_t>(word * 32 + i) * cols + j) != 0) << i;
+  const_cast<uint32_t*>(p.block_bits)[(bh * cols + j) * p.block_words + word] = bits;
 }
 
 // The packed column of key block n (kBlockN keys) for query head hq; nullptr
@@ -174,47 +173,66 @@ FM90_HD int next_candidate_block(const TileBounds& t, int m, int seqlen_q) {
   return next;
 }
 
+FM90_HD int lowest_set_bit(uint32_t x) {
+#if defined(__CUDA_ARCH__)
+  return __ffs(x) - 1;
+#else
+  return __builtin_ctz(x);
+#endif
+}
+
+// The walk over one query head's blocks of key block n: on_block(m, kind)
+// for each query block from m_begin that the block mask keeps (bits: the
+// head's packed column, nullptr: no block mask; dropped block rows are jumped
+// over a word at a time) and the column mask does not fully mask (t; bands
+// covering whole query blocks are jumped over, next_candidate_block).
+template <int BM, int BN, class OnBlock>
+FM90_HD void walk_head(const TileBounds& t, const uint32_t* bits, int m_begin, int m_blocks, int n, int seqlen_q,
+                       int seqlen_k, bool causal, OnBlock&& on_block) {
+  static_assert(kBlockMaskSize % BM == 0, "a query block lies in one block row");
+  int word_index = -1;
+  uint32_t word = 0;
+  for (int m = m_begin; m < m_blocks;) {
+    if (bits != nullptr) {
+      const int r = m * BM / kBlockMaskSize;  // block row
+      if (r / 32 != word_index) {
+        word_index = r / 32;
+        word = bits[word_index];
+      }
+      const uint32_t ahead = word >> (r % 32);
+      if ((ahead & 1u) == 0u) {  // dropped: on to the next kept block row
+        const int next_r = ahead == 0u ? (word_index + 1) * 32 : r + lowest_set_bit(ahead);
+        m = next_r * (kBlockMaskSize / BM);
+        continue;
+      }
+    }
+    const int kind = block_kind_col<BM, BN>(t, m, n, seqlen_q, seqlen_k, causal);
+    if (kind == static_cast<int>(TileKind::kFullyMasked)) {
+      m = next_candidate_block<BM>(t, m, seqlen_q);
+      continue;
+    }
+    on_block(m, kind);
+    ++m;
+  }
+}
+
 // Every role's walk over the visited (query head, query block) pairs of key
 // block n: on_head(hq, hm) once per query head of the GQA group, then
 // on_block(hq, hm, m, kind) for each block that is not fully masked (by the
-// column mask or the block mask, whose dropped block rows it jumps over).
+// column mask or the block mask).
 template <typename Traits, class P, class OnHead, class OnBlock>
 __device__ __forceinline__ void walk_blocks(const P& p, int b, int hk, int n, OnHead&& on_head,
                                             OnBlock&& on_block) {
   constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN;
-  static_assert(kBlockMaskSize % BM == 0, "a query block lies in one block row");
   const int group = p.num_heads / p.num_heads_k;
   const int m_begin = m_block_begin<BM, BN>(n, p.seqlen_q, p.seqlen_k, p.causal);
   for (int gi = 0; gi < group; ++gi) {
     const int hq = hk * group + gi;
     const int hm = mask_head_of(hq, p.mask_heads, p.num_heads, p.num_heads_k);
     const TileBounds t = key_block_bounds<BN>(p, b, hm, n);
-    const uint32_t* bits = block_mask_column<BN>(p, b, hq, n);
-    int word_index = -1;
-    uint32_t word = 0;
     on_head(hq, hm);
-    for (int m = m_begin; m < p.m_blocks;) {
-      const int kind = block_kind_col<BM, BN>(t, m, n, p.seqlen_q, p.seqlen_k, p.causal);
-      if (kind == static_cast<int>(TileKind::kFullyMasked)) {
-        m = next_candidate_block<BM>(t, m, p.seqlen_q);
-        continue;
-      }
-      if (bits != nullptr) {
-        const int r = m * BM / kBlockMaskSize;  // block row
-        if (r / 32 != word_index) {
-          word_index = r / 32;
-          word = bits[word_index];
-        }
-        const uint32_t ahead = word >> (r % 32);
-        if ((ahead & 1u) == 0u) {  // dropped: on to the next kept block row
-          const int next_r = ahead == 0u ? (word_index + 1) * 32 : r + __ffs(ahead) - 1;
-          m = next_r * (kBlockMaskSize / BM);
-          continue;
-        }
-      }
-      on_block(hq, hm, m, kind);
-      ++m;
-    }
+    walk_head<BM, BN>(t, block_mask_column<BN>(p, b, hq, n), m_begin, p.m_blocks, n, p.seqlen_q, p.seqlen_k,
+                      p.causal, [&](int m, int kind) { on_block(hq, hm, m, kind); });
   }
 }
 
