@@ -168,12 +168,15 @@ def report(args):
     meta = datas[0]
     sink_rows = [r for r in rows if r["kind"] == "sink"]
     block_rows = [r for r in rows if r["kind"] == "block_mask"]
-    lines = ["## GPU features: learnable sink, block_mask, MLA shapes", "",
-             f"- date: {meta['date']}", f"- device: {meta['device']}; torch {meta['torch']}",
-             f"- command: `{meta['command']}`",
+    runs = []
+    for d in datas:  # one line per run: the parts it measured, when, how
+        parts = sorted({r["kind"] for r in d["rows"]})
+        runs.append(f"- {', '.join(parts)}: {d['date']}, {d['device']}, torch {d['torch']}, `{d['command']}` "
+                    f"({d['rounds']} rounds of {d['reps']} timings)")
+    lines = ["## GPU features: learnable sink, block_mask, MLA shapes", ""] + runs + [
              f"- B*S = {meta['tokens']} tokens, H = {meta['heads']}, d = {meta['head_dim']}, bf16, the paper's "
-             f"masks (seed 0); {meta['rounds']} rounds alternating the variants of a case, each the median "
-             f"of {meta['reps']} CUDA-event timings; total = forward + backward.", "",
+             "masks (seed 0); rounds alternate the variants of a case, each figure the median over rounds "
+             "of the median CUDA-event timing; total = forward + backward.", "",
              "Sink: time with a learnable_sink / time without (target <= 1.03).", "",
              "| S | mask | fwd ms | fwd ms, sink | fwd ratio | total ms | total ms, sink | total ratio |",
              "|---|---|---|---|---|---|---|---|"]
