@@ -6,15 +6,22 @@ for the cases whose time does not shrink as expected:
 block_mask: the full mask with random 128 x 128 blocks kept with probability
 f (benchmarks/features_gpu.py's case); --mla: q/k head dim 192 with v 128
 (zero-padded to 192 by the door). B*S = 128K tokens, H = 32 (MLA: 16),
-bf16. Prints each kernel's milliseconds per call and its launch count.
+bf16. Prints each kernel's milliseconds per call (gpu_common.kernel_times_us,
+the benchmarks' profiler helper, summed by short kernel name).
 """
 import argparse
 import collections
+import os
+import sys
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
-from paddle_flashmask.torch import flashmask_attention
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from gpu_common import kernel_times_us  # noqa: E402
+
+from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
 
 def short(name):
@@ -23,30 +30,17 @@ def short(name):
     return name.split("::")[-1][:48]
 
 
-def kernel_ms(call, reps):
-    call()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            call()
-        torch.cuda.synchronize()
-    ms, count = collections.Counter(), collections.Counter()
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA:
-            ms[short(e.name)] += e.device_time_total / 1e3 / reps
-            count[short(e.name)] += 1
-    return ms, count
-
-
-def show(label, ms, count):
+def show(label, call, reps):
+    ms = collections.Counter()
+    for name, us in kernel_times_us(call, reps).items():
+        ms[short(name)] += us / 1e3
     print(f"== {label}: {sum(ms.values()):.2f} ms of kernels per call")
     for name, t in ms.most_common():
         if t >= 0.005:
-            print(f"   {t:8.3f} ms  x{count[name] // max(1, REPS):<3d} {name}")
+            print(f"   {t:8.3f} ms  {name}")
 
 
 def main():
-    global REPS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seqlen", type=int, default=8192)
     ap.add_argument("--tokens", type=int, default=131072)
@@ -54,7 +48,6 @@ def main():
     ap.add_argument("--mla", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
-    REPS = args.reps
     s, dev = args.seqlen, "cuda"
     batch, nb = args.tokens // s, (s + 127) // 128
     gen = torch.Generator(device=dev).manual_seed(0)
@@ -69,7 +62,7 @@ def main():
             out = flashmask_attention(q, k, v, None, causal=False, block_mask=blocks)
             torch.autograd.grad(out, (q, k, v), dout)
 
-        show(f"block_mask full S={s} f={f:g} (kept {blocks.float().mean().item():.3f})", *kernel_ms(call, args.reps))
+        show(f"block_mask full S={s} f={f:g} (kept {blocks.float().mean().item():.3f})", call, args.reps)
     del q, k, v, dout
     if args.mla:
         h = 16
@@ -81,9 +74,8 @@ def main():
         def mla():
             torch.autograd.grad(flashmask_attention(q, k, v, None, causal=True), (q, k, v), do)
 
-        show(f"MLA 192/128 causal S={s} H={h}", *kernel_ms(mla, args.reps))
+        show(f"MLA 192/128 causal S={s} H={h}", mla, args.reps)
 
 
-REPS = 1
 if __name__ == "__main__":
     main()
