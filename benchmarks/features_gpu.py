@@ -26,6 +26,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -107,6 +108,18 @@ def run(args):
 
     dev, d, h = "cuda", 128, 32
     rows = []
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python benchmarks/features_gpu.py run " + " ".join(sys.argv[2:]),
+            "tokens": args.tokens, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
+
+    start = time.monotonic()
+
+    def done(row):  # the JSON is rewritten after every case: a time limit keeps what ran
+        print(f"[{time.monotonic() - start:5.0f} s] ", end="")
+        rows.append(row)
+        with open(args.json, "w") as f:
+            json.dump({**meta, "rows": rows}, f, indent=1)
     for s in args.seqlens:
         batch = args.tokens // s
         gen = torch.Generator(device=dev).manual_seed(0)
@@ -122,7 +135,7 @@ def run(args):
             med = _time_variants({"plain": _calls(q, k, v, dout, idx, spec.causal),
                                   "sink": _calls(q, k, v, dout, idx, spec.causal, learnable_sink=sink)},
                                  args.rounds, args.reps)
-            rows.append({"kind": "sink", "mask": name, "seqlen": s, "ms": med})
+            done({"kind": "sink", "mask": name, "seqlen": s, "ms": med})
             print(f"sink  S={s:6d} {name:18s} fwd {med['sink']['fwd'] / med['plain']['fwd']:.3f} "
                   f"total {med['sink']['total'] / med['plain']['total']:.3f}", flush=True)
         nb = (s + 127) // 128
@@ -133,7 +146,7 @@ def run(args):
                 blocks = (torch.rand(batch, 1, nb, nb, device=dev, generator=gen) < f).to(torch.int32)
                 variants[f"f={f:g}"] = _calls(q, k, v, dout, idx, spec.causal, block_mask=blocks)
             med = _time_variants(variants, args.rounds, args.reps)
-            rows.append({"kind": "block_mask", "mask": name, "seqlen": s, "ms": med})
+            done({"kind": "block_mask", "mask": name, "seqlen": s, "ms": med})
             base = med["f=1"]
             print(f"block S={s:6d} {name:18s} " + " ".join(
                 f"{v}: fwd {med[v]['fwd'] / base['fwd']:.3f} total {med[v]['total'] / base['total']:.3f}"
@@ -142,18 +155,12 @@ def run(args):
         torch.cuda.empty_cache()
         for name in MLA_MASKS if "mla" in args.parts else ():
             med = _time_variants(_mla_variants(s, batch, name, gen), args.rounds, args.reps)
-            rows.append({"kind": "mla", "mask": name, "seqlen": s, "ms": med})
+            done({"kind": "mla", "mask": name, "seqlen": s, "ms": med})
             flex = med["flex 192/128"]
             print(f"mla   S={s:6d} {name:18s} " + " ".join(
                 f"{v}: fwd x flex {flex['fwd'] / m['fwd']:.2f} total x flex {flex['total'] / m['total']:.2f}"
                 for v, m in med.items() if not v.startswith("flex")), flush=True)
             torch.cuda.empty_cache()
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python benchmarks/features_gpu.py run " + " ".join(sys.argv[2:]),
-            "tokens": args.tokens, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
-    with open(args.json, "w") as f:
-        json.dump({**meta, "rows": rows}, f, indent=1)
 
 
 def report(args):
