@@ -40,6 +40,10 @@ def run(args):
     v3 = load_fmv3(args.fmv3)
     dev, s, d, h = "cuda", args.seqlen, 128, 32
     batch = args.tokens // s
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python benchmarks/vs_fmv3.py run " + " ".join(sys.argv[2:]),
+            "seqlen": s, "batch": batch, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
     rows = []
     for name in args.masks:
         spec, idx, pairs = paper_case(name, batch, s, h, dev)
@@ -61,17 +65,13 @@ def run(args):
         fwd_flops = 4.0 * d * pairs
         rows.append({"mask": name, "seqlen": s, "ms": med, "times_ms": times, "max_abs_diff": diff,
                      "fwd_flops": fwd_flops})
+        with open(args.json, "w") as f:  # after every mask: a time limit keeps what ran
+            json.dump({**meta, "rows": rows}, f, indent=1)
         x = {p: med["fmv3"][p] / med["ours"][p] for p in PARTS}
         print(f"{name:24s} ours fwd {med['ours']['fwd']:8.3f} bwd {med['ours']['bwd']:8.3f} | "
               f"x V3 fwd {x['fwd']:.3f} bwd {x['bwd']:.3f} total {x['total']:.3f} | diff {diff:.1e}", flush=True)
         del q, k, v, dout
         torch.cuda.empty_cache()
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python benchmarks/vs_fmv3.py run " + " ".join(sys.argv[2:]),
-            "seqlen": s, "batch": batch, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
-    with open(args.json, "w") as f:
-        json.dump({**meta, "rows": rows}, f, indent=1)
 
 
 def report(args):
