@@ -5,7 +5,8 @@ rounds (issue #30's speed targets):
               same call without one (target: at most 3 % more);
   block_mask  a random Paddle block_mask keeping a fraction f of the 128 x 128
               blocks, against the same call with every block kept (target:
-              time(f) within 1.25 x f x time(1));
+              time(f) within 1.25 x f x time(1)); f = 0 measures the cost
+              that does not scale with the kept blocks (the O(S) passes);
   mla         q/k head dim 192 with value head dim 128 (DeepSeek MLA): ours
               (v zero-padded to 192, the door's default: the Hopper d192
               forward and backward) against torch.compile'd FlexAttention,
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SINK_MASKS = ("causal", "causal_document", "sliding_window", "share_question")
 BLOCK_MASKS = ("full", "causal")
-FRACTIONS = (1.0, 0.5, 0.25, 0.1)
+FRACTIONS = (1.0, 0.5, 0.25, 0.1, 0.0)  # f = 0: the fixed O(S) cost (every block dropped)
 MLA_MASKS = ("causal", "causal_document")
 MLA_HEADS = 16  # 192/128 at H = 32 would not fit Flex's backward at 32K on an 80 GB card with ours alongside
 
@@ -192,16 +193,26 @@ def report(args):
         lines.append(f"| {r['seqlen']} | {r['mask']} | {p['fwd']:.2f} | {s['fwd']:.2f} | {s['fwd'] / p['fwd']:.3f} | "
                      f"{p['total']:.2f} | {s['total']:.2f} | {s['total'] / p['total']:.3f} |")
     if block_rows:
-        lines += ["", "block_mask: random blocks kept with probability f; time(f) / (f x time(1)) "
-                  "(target <= 1.25; below 1 where the kept share came out under f or fixed costs shrink).", "",
-                  "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "block_mask: random blocks kept with probability f; time(f) / (f x time(1)) (target <= 1.25; "
+                  "below 1 where the kept share came out under f). f = 0 drops every block: what is left is the "
+                  "work that does not scale with the kept blocks (reading q, k, v, dO, writing o, dq, dk, dv, the "
+                  "backward's O(S D) delta and dQ-conversion passes); net = (time(f) - time(0)) / "
+                  "(f x (time(1) - time(0))), the scaling of the rest.", "",
+                  "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) "
+                  "| total net |",
+                  "|---|---|---|---|---|---|---|---|"]
     for r in block_rows:
-        base = r["ms"]["f=1"]
+        base, zero = r["ms"]["f=1"], r["ms"].get("f=0")
         for v, m in r["ms"].items():
             f = float(v.split("=")[1])
+            if f == 0:
+                lines.append(f"| {r['seqlen']} | {r['mask']} | 0 | {m['fwd']:.2f} | | {m['total']:.2f} | | |")
+                continue
+            net = (f"{(m['total'] - zero['total']) / (f * (base['total'] - zero['total'])):.2f}"
+                   if zero else "")
             lines.append(f"| {r['seqlen']} | {r['mask']} | {f:g} | {m['fwd']:.2f} | "
-                         f"{m['fwd'] / (f * base['fwd']):.2f} | {m['total']:.2f} | {m['total'] / (f * base['total']):.2f} |")
+                         f"{m['fwd'] / (f * base['fwd']):.2f} | {m['total']:.2f} | "
+                         f"{m['total'] / (f * base['total']):.2f} | {net} |")
     plot = os.path.join(ROOT, "benchmarks", "plots", "features_gpu.png")
     fig, axes = plt.subplots(1, 2 if block_rows else 1, figsize=(10 if block_rows else 5.5, 3.4), squeeze=False)
     axes = axes[0]

@@ -68,13 +68,14 @@ def test_block_rows_over_one_word(d, kernel_path, deterministic):
     """More than 32 block rows (the sm90 backward walks packed 32-row words of
     each block-mask column): 36 block rows, per-head masks where one head drops
     block rows 2..33 (across the word boundary at 32) and keeps row 35, the
-    other keeps a sparse random set."""
+    other keeps a sparse random set (per-head startend_row_indices too: the
+    two must have the same heads)."""
     gen = torch.Generator().manual_seed(d)
     b, s, h, hk = 1, 4500, 2, 1
     blocks = random_block_mask(gen, b, h, s, s, 0.15)
     blocks[:, 0, 2:34] = 0
     blocks[:, 0, 35] = 1
-    idx = random_startend(gen, b, 1, s, s, True, 1)
+    idx = random_startend(gen, b, h, s, s, True, 1)
     run_case(b, s, s, h, hk, d, torch.bfloat16, True, idx, block_mask=blocks, seed=d)
 
 
