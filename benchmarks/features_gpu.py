@@ -164,6 +164,23 @@ def run(args):
             torch.cuda.empty_cache()
 
 
+def block_mask_floor_note(block_rows, meta):
+    """Why a small f misses the target at short lengths: the memory traffic
+    every forward + backward pays, against the 0.25 x f x time(1) the target
+    leaves for all that does not shrink with f."""
+    # q, k, v, o, dO read or written once, o and dO read again (delta), dq, dk, dv written
+    gbytes = 9 * meta["tokens"] * meta["heads"] * meta["head_dim"] * 2 / 1e9
+    floor_ms = gbytes / 3.35  # an H100 SXM's 3.35 TB/s
+    under = [f"{r['seqlen'] // 1024}K {r['mask']} f = {v[2:]}: {0.25 * float(v[2:]) * r['ms']['f=1']['total']:.1f} ms"
+             for r in block_rows for v in r["ms"] if v not in ("f=1", "f=0")
+             if 0.25 * float(v[2:]) * r["ms"]["f=1"]["total"] < floor_ms]
+    return (f"A forward + backward reads or writes at least nine B*S*H*d tensors whatever f: {gbytes:.1f} GB here, "
+            f"{floor_ms:.1f} ms at an H100's 3.35 TB/s. The target leaves 0.25 x f x time(1) for all that does not "
+            "shrink with f" + (f", less than that where it is missed ({'; '.join(under)})" if under else "")
+            + ": only traffic hidden under the kept blocks' math fits, and the backward's delta and dQ-conversion "
+            "passes (separate kernels) and each CTA's K / V loads and dK / dV stores around its few blocks are not.")
+
+
 def report(args):
     import matplotlib
 
@@ -213,6 +230,8 @@ def report(args):
             lines.append(f"| {r['seqlen']} | {r['mask']} | {f:g} | {m['fwd']:.2f} | "
                          f"{m['fwd'] / (f * base['fwd']):.2f} | {m['total']:.2f} | "
                          f"{m['total'] / (f * base['total']):.2f} | {net} |")
+    if block_rows:
+        lines += ["", block_mask_floor_note(block_rows, meta)]
     plot = os.path.join(ROOT, "benchmarks", "plots", "features_gpu.png")
     fig, axes = plt.subplots(1, 2 if block_rows else 1, figsize=(10 if block_rows else 5.5, 3.4), squeeze=False)
     axes = axes[0]

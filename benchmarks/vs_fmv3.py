@@ -84,11 +84,11 @@ def report(args):
     datas = sorted((json.load(open(p)) for p in args.json), key=lambda d: d["seqlen"])
     meta = datas[0]
     lines = ["## Against the official FlashMask V3 (same run, alternating rounds)", "",
-             f"- date: {meta['date']}", f"- device: {meta['device']}; torch {meta['torch']}",
-             "- command: " + ", ".join(f"`{d['command']}`" for d in datas),
+             *(f"- S = {d['seqlen']}: {d['date']}, {d['device']}, torch {d['torch']}, `{d['command']}` "
+               f"({d['rounds']} rounds of {d['reps']} timings)" for d in datas),
              f"- B*S = {meta['batch'] * meta['seqlen']} tokens, H = {meta['heads']}, d = {meta['head_dim']}, bf16, "
-             f"the paper's masks (seed 0); {meta['rounds']} rounds alternating ours and V3, each the median of "
-             f"{meta['reps']} CUDA-event timings; bwd = total - fwd. x V3 = V3's time / ours (> 1: ours faster). "
+             "the paper's masks (seed 0); rounds alternate ours and V3, each figure the median over rounds of the "
+             "median CUDA-event timing; bwd = total - fwd. x V3 = V3's time / ours (> 1: ours faster). "
              "V3 = PaddlePaddle/flash-attention's flashmask_attention_v3 built by a local kit (MHA, bf16, d128).",
              "- #29's targets: total >= 1.10 x V3 and bwd >= 1.05 x V3 on every mask (1.20 x on causal_document, "
              "sliding_window and share_question at 8K); the forward keeps its lead.", ""]
