@@ -5,6 +5,12 @@
 
 --kernel-times instead prints every kernel's device time per step (torch
 profiler), to see where a step's time goes outside the attention kernels.
+--fmv3 BUILD_DIR also runs the official V3 (../shared/anchors/fmv3) on the same
+inputs in the window, for a side-by-side profile of both kernels (#29):
+
+    ncu --profile-from-start off --kernel-name-base demangled \
+        -k regex:"bwd_kernel_sm90|FlashAttnBwdSm90" ... \
+        python tools/profile_masks.py --backward --fmv3 .anchors/fmv3/build
 
 B * S = 128K tokens, H = 32, D = 128, bf16 (the mask suite's shapes)."""
 import argparse
@@ -16,7 +22,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from gpu_common import cuda_time_ms, kernel_times_us  # noqa: E402
+from gpu_common import cuda_time_ms, fmv3_indices, kernel_times_us, load_fmv3  # noqa: E402
 from paddle_flashmask.paper_masks import PAPER_MASKS, make_paper_mask  # noqa: E402
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
@@ -28,7 +34,9 @@ def main():
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--backward", action="store_true", help="profile forward + backward")
     ap.add_argument("--kernel-times", action="store_true", help="print per-kernel device times (no ncu)")
+    ap.add_argument("--fmv3", help="the V3 kit's build dir: profile V3 on the same inputs too")
     args = ap.parse_args()
+    v3 = load_fmv3(args.fmv3) if args.fmv3 else None
     s, h, d = args.seqlen, 32, args.head_dim
     b = 128 * 1024 // s
     for name in args.masks:
@@ -37,12 +45,18 @@ def main():
         q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16, requires_grad=args.backward)
                    for _ in range(3))
 
-        def step():
-            out = flashmask_attention(q, k, v, idx, causal=spec.causal)
+        idx_v3 = fmv3_indices(spec, idx) if v3 is not None else None
+
+        def step(attn=lambda: flashmask_attention(q, k, v, idx, causal=spec.causal)):
+            out = attn()
             if args.backward:
                 out.backward(torch.ones_like(out))
 
-        step(), step()
+        steps = [step]
+        if v3 is not None:
+            steps.append(lambda: step(lambda: v3(q, k, v, idx_v3, causal=spec.causal)))
+        for fn in steps:
+            fn(), fn()
         torch.cuda.synchronize()
         if args.kernel_times:
             times = kernel_times_us(step)
@@ -51,7 +65,8 @@ def main():
                 print(f"  {t / 1000:9.3f} ms  {kname[:110]}")
             continue
         torch.cuda.cudart().cudaProfilerStart()
-        step()
+        for fn in steps:
+            fn()
         torch.cuda.synchronize()
         torch.cuda.cudart().cudaProfilerStop()
         print("profiled", name, flush=True)
