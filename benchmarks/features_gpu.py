@@ -209,15 +209,16 @@ def report(args):
         p, s = r["ms"]["plain"], r["ms"]["sink"]
         lines.append(f"| {r['seqlen']} | {r['mask']} | {p['fwd']:.2f} | {s['fwd']:.2f} | {s['fwd'] / p['fwd']:.3f} | "
                      f"{p['total']:.2f} | {s['total']:.2f} | {s['total'] / p['total']:.3f} |")
+    with_zero = any("f=0" in r["ms"] for r in block_rows)  # runs before f = 0 was measured have none
     if block_rows:
         lines += ["", "block_mask: random blocks kept with probability f; time(f) / (f x time(1)) (target <= 1.25; "
-                  "below 1 where the kept share came out under f). f = 0 drops every block: what is left is the "
-                  "work that does not scale with the kept blocks (reading q, k, v, dO, writing o, dq, dk, dv, the "
-                  "backward's O(S D) delta and dQ-conversion passes); net = (time(f) - time(0)) / "
-                  "(f x (time(1) - time(0))), the scaling of the rest.", "",
-                  "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) "
-                  "| total net |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "below 1 where the kept share came out under f)."
+                  + (" f = 0 drops every block: what is left is the work that does not scale with the kept "
+                     "blocks; net = (time(f) - time(0)) / (f x (time(1) - time(0))), the scaling of the rest."
+                     if with_zero else ""), "",
+                  "| S | mask | f | fwd ms | fwd time(f) / (f time(1)) | total ms | total time(f) / (f time(1)) |"
+                  + (" total net |" if with_zero else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|" if with_zero else "")]
     for r in block_rows:
         base, zero = r["ms"]["f=1"], r["ms"].get("f=0")
         for v, m in r["ms"].items():
@@ -225,24 +226,25 @@ def report(args):
             if f == 0:
                 lines.append(f"| {r['seqlen']} | {r['mask']} | 0 | {m['fwd']:.2f} | | {m['total']:.2f} | | |")
                 continue
-            net = (f"{(m['total'] - zero['total']) / (f * (base['total'] - zero['total'])):.2f}"
-                   if zero else "")
-            lines.append(f"| {r['seqlen']} | {r['mask']} | {f:g} | {m['fwd']:.2f} | "
-                         f"{m['fwd'] / (f * base['fwd']):.2f} | {m['total']:.2f} | "
-                         f"{m['total'] / (f * base['total']):.2f} | {net} |")
+            row = (f"| {r['seqlen']} | {r['mask']} | {f:g} | {m['fwd']:.2f} | {m['fwd'] / (f * base['fwd']):.2f} | "
+                   f"{m['total']:.2f} | {m['total'] / (f * base['total']):.2f} |")
+            if with_zero:
+                row += (f" {(m['total'] - zero['total']) / (f * (base['total'] - zero['total'])):.2f} |"
+                        if zero else " |")
+            lines.append(row)
     if block_rows:
         lines += ["", block_mask_floor_note(block_rows, meta)]
     plot = os.path.join(ROOT, "benchmarks", "plots", "features_gpu.png")
     fig, axes = plt.subplots(1, 2 if block_rows else 1, figsize=(10 if block_rows else 5.5, 3.4), squeeze=False)
     axes = axes[0]
-    labels = [f"{r['mask']}\n{r['seqlen'] // 1024}K" for r in sink_rows]
+    labels = [f"{r['mask']} {r['seqlen'] // 1024}K" for r in sink_rows]
     xs = range(len(sink_rows))
     for off, part in ((-0.2, "fwd"), (0.2, "total")):
         axes[0].bar([x + off for x in xs], [r["ms"]["sink"][part] / r["ms"]["plain"][part] for r in sink_rows],
                     0.4, label=part)
     axes[0].axhline(1.03, color="gray", ls="--", lw=0.8)
     axes[0].set_ylim(0.9, 1.1)
-    axes[0].set_xticks(list(xs), labels, fontsize=6)
+    axes[0].set_xticks(list(xs), labels, fontsize=6, rotation=40, ha="right")
     axes[0].set_ylabel("time with sink / without")
     axes[0].legend(fontsize=7)
     for r in block_rows:
