@@ -21,6 +21,7 @@ import datetime
 import importlib.machinery
 import importlib.util
 import json
+import math
 import os
 import statistics
 import sys
@@ -173,8 +174,11 @@ def report(args):
         lines.append(f"| {r['mask']} | {m['base']['fwd']:.3f} | {m['new']['fwd']:.3f} | {rf:.3f} | "
                      f"{m['base']['bwd']:.3f} | {m['new']['bwd']:.3f} | {rb:.3f} | {r['fwd_bitwise_equal']} | "
                      f"{r['max_grad_diff']:.1e} |")
+    geo = {p: math.exp(statistics.fmean(math.log(x) for x in ratio[p])) for p in ratio}
     lines += ["", f"Ratios (time {args.new} / time {args.base}): forward {min(ratio['fwd']):.3f}-"
-              f"{max(ratio['fwd']):.3f}, backward {min(ratio['bwd']):.3f}-{max(ratio['bwd']):.3f}.", "",
+              f"{max(ratio['fwd']):.3f} (geometric mean {geo['fwd']:.3f}), backward {min(ratio['bwd']):.3f}-"
+              f"{max(ratio['bwd']):.3f} (geometric mean {geo['bwd']:.3f})." + (f" {args.note}" if args.note else ""),
+              "",
               f"![{args.new} / {args.base} time per mask](plots/ab_builds.png)", ""]
     update_section("ab_builds", "\n".join(lines))
 
@@ -197,6 +201,7 @@ def main():
     rep.add_argument("json")
     rep.add_argument("--base", default="base")
     rep.add_argument("--new", default="new")
+    rep.add_argument("--note", help="what the two builds differ in (appended under the table)")
     args = ap.parse_args()
     run(args) if args.cmd == "run" else report(args)
 
