@@ -170,12 +170,13 @@ def block_mask_floor_note(block_rows, meta):
     leaves for all that does not shrink with f."""
     # q, k, v, o, dO read or written once, o and dO read again (delta), dq, dk, dv written
     gbytes = 9 * meta["tokens"] * meta["heads"] * meta["head_dim"] * 2 / 1e9
-    floor_ms = gbytes / 3.35  # an H100 SXM's 3.35 TB/s
+    card, tbps = ("H200", 4.8) if "H200" in meta["device"] else ("H100", 3.35)  # HBM peak, TB/s
+    floor_ms = gbytes / tbps
     under = [f"{r['seqlen'] // 1024}K {r['mask']} f = {v[2:]}: {0.25 * float(v[2:]) * r['ms']['f=1']['total']:.1f} ms"
              for r in block_rows for v in r["ms"] if v not in ("f=1", "f=0")
              if 0.25 * float(v[2:]) * r["ms"]["f=1"]["total"] < floor_ms]
     return (f"A forward + backward reads or writes at least nine B*S*H*d tensors whatever f: {gbytes:.1f} GB here, "
-            f"{floor_ms:.1f} ms at an H100's 3.35 TB/s. The target leaves 0.25 x f x time(1) for all that does not "
+            f"{floor_ms:.1f} ms at an {card}'s {tbps} TB/s. The target leaves 0.25 x f x time(1) for all that does not "
             "shrink with f" + (f", less than that where it is missed ({'; '.join(under)})" if under else "")
             + ": only traffic hidden under the kept blocks' math fits, and the backward's delta and dQ-conversion "
             "passes (separate kernels) and each CTA's K / V loads and dK / dV stores around its few blocks are not.")
