@@ -105,7 +105,7 @@ def _mla_variants(s, batch, name, gen):
 
 def run(args):
     import torch
-    from gpu_common import paper_case
+    from gpu_common import paper_case, random_block_mask
 
     dev, d, h = "cuda", 128, 32
     rows = []
@@ -116,11 +116,13 @@ def run(args):
 
     start = time.monotonic()
 
-    def done(row):  # the JSON is rewritten after every case: a time limit keeps what ran
-        print(f"[{time.monotonic() - start:5.0f} s] ", end="")
+    def done(row, line):  # the JSON is rewritten after every case: a time limit keeps what ran
         rows.append(row)
         with open(args.json, "w") as f:
             json.dump({**meta, "rows": rows}, f, indent=1)
+        print(f"[{time.monotonic() - start:5.0f} s] {row['kind']:5s} S={row['seqlen']:6d} {row['mask']:18s} {line}",
+              flush=True)
+
     for s in args.seqlens:
         batch = args.tokens // s
         gen = torch.Generator(device=dev).manual_seed(0)
@@ -136,32 +138,32 @@ def run(args):
             med = _time_variants({"plain": _calls(q, k, v, dout, idx, spec.causal),
                                   "sink": _calls(q, k, v, dout, idx, spec.causal, learnable_sink=sink)},
                                  args.rounds, args.reps)
-            done({"kind": "sink", "mask": name, "seqlen": s, "ms": med})
-            print(f"sink  S={s:6d} {name:18s} fwd {med['sink']['fwd'] / med['plain']['fwd']:.3f} "
-                  f"total {med['sink']['total'] / med['plain']['total']:.3f}", flush=True)
-        nb = (s + 127) // 128
+            done({"kind": "sink", "mask": name, "seqlen": s, "ms": med},
+                 f"fwd {med['sink']['fwd'] / med['plain']['fwd']:.3f} "
+                 f"total {med['sink']['total'] / med['plain']['total']:.3f}")
         for name in BLOCK_MASKS if "block_mask" in args.parts else ():
             spec, idx, _ = paper_case(name, batch, s, h, dev)
-            variants = {}
-            for f in FRACTIONS:
-                blocks = (torch.rand(batch, 1, nb, nb, device=dev, generator=gen) < f).to(torch.int32)
-                variants[f"f={f:g}"] = _calls(q, k, v, dout, idx, spec.causal, block_mask=blocks)
+            variants = {f"f={f:g}": _calls(q, k, v, dout, idx, spec.causal,
+                                           block_mask=random_block_mask(batch, s, f, gen)) for f in FRACTIONS}
             med = _time_variants(variants, args.rounds, args.reps)
-            done({"kind": "block_mask", "mask": name, "seqlen": s, "ms": med})
             base = med["f=1"]
-            print(f"block S={s:6d} {name:18s} " + " ".join(
+            done({"kind": "block_mask", "mask": name, "seqlen": s, "ms": med}, " ".join(
                 f"{v}: fwd {med[v]['fwd'] / base['fwd']:.3f} total {med[v]['total'] / base['total']:.3f}"
-                for v in med), flush=True)
+                for v in med))
         del q, k, v, dout
         torch.cuda.empty_cache()
         for name in MLA_MASKS if "mla" in args.parts else ():
             med = _time_variants(_mla_variants(s, batch, name, gen), args.rounds, args.reps)
-            done({"kind": "mla", "mask": name, "seqlen": s, "ms": med})
             flex = med["flex 192/128"]
-            print(f"mla   S={s:6d} {name:18s} " + " ".join(
+            done({"kind": "mla", "mask": name, "seqlen": s, "ms": med}, " ".join(
                 f"{v}: fwd x flex {flex['fwd'] / m['fwd']:.2f} total x flex {flex['total'] / m['total']:.2f}"
-                for v, m in med.items() if not v.startswith("flex")), flush=True)
+                for v, m in med.items() if not v.startswith("flex")))
             torch.cuda.empty_cache()
+
+
+def _fraction(key):
+    """0.25 for the block_mask variant "f=0.25"."""
+    return float(key.split("=")[1])
 
 
 def block_mask_floor_note(block_rows, meta):
@@ -172,9 +174,10 @@ def block_mask_floor_note(block_rows, meta):
     gbytes = 9 * meta["tokens"] * meta["heads"] * meta["head_dim"] * 2 / 1e9
     card, tbps = ("H200", 4.8) if "H200" in meta["device"] else ("H100", 3.35)  # HBM peak, TB/s
     floor_ms = gbytes / tbps
-    under = [f"{r['seqlen'] // 1024}K {r['mask']} f = {v[2:]}: {0.25 * float(v[2:]) * r['ms']['f=1']['total']:.1f} ms"
-             for r in block_rows for v in r["ms"] if v not in ("f=1", "f=0")
-             if 0.25 * float(v[2:]) * r["ms"]["f=1"]["total"] < floor_ms]
+    allowance = {(r["seqlen"], r["mask"], v): 0.25 * _fraction(v) * r["ms"]["f=1"]["total"]
+                 for r in block_rows for v in r["ms"] if 0 < _fraction(v) < 1}
+    under = [f"{s // 1024}K {mask} f = {_fraction(v):g}: {ms:.1f} ms"
+             for (s, mask, v), ms in allowance.items() if ms < floor_ms]
     return (f"A forward + backward reads or writes at least nine B*S*H*d tensors whatever f: {gbytes:.1f} GB here, "
             f"{floor_ms:.1f} ms at an {card}'s {tbps} TB/s. The target leaves 0.25 x f x time(1) for all that does not "
             "shrink with f" + (f", less than that where it is missed ({'; '.join(under)})" if under else "")
@@ -223,7 +226,7 @@ def report(args):
     for r in block_rows:
         base, zero = r["ms"]["f=1"], r["ms"].get("f=0")
         for v, m in r["ms"].items():
-            f = float(v.split("=")[1])
+            f = _fraction(v)
             if f == 0:
                 lines.append(f"| {r['seqlen']} | {r['mask']} | 0 | {m['fwd']:.2f} | | {m['total']:.2f} | | |")
                 continue
@@ -249,7 +252,7 @@ def report(args):
     axes[0].set_ylabel("time with sink / without")
     axes[0].legend(fontsize=7)
     for r in block_rows:
-        fs = [float(v.split("=")[1]) for v in r["ms"]]
+        fs = [_fraction(v) for v in r["ms"]]
         axes[1].plot(fs, [m["total"] / r["ms"]["f=1"]["total"] for m in r["ms"].values()], "o-",
                      label=f"{r['mask']} {r['seqlen'] // 1024}K")
     if block_rows:

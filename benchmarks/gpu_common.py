@@ -139,6 +139,15 @@ def paper_case(name, batch, seqlen, heads, device="cuda"):
 FMV3_ENV = "FLASHMASK_FMV3_BUILD"
 
 
+def random_block_mask(batch, seqlen, f, gen):
+    """Paddle's block_mask for [batch, seqlen] self-attention, one mask head,
+    each 128 x 128 block kept with probability f (int32, on gen's device)."""
+    import torch
+
+    nb = (seqlen + 127) // 128
+    return (torch.rand(batch, 1, nb, nb, device=gen.device, generator=gen) < f).to(torch.int32)
+
+
 def load_fmv3(build_dir):
     """flashmask_attention of the official FlashMask V3 built by the kit in
     ../shared/anchors/fmv3 (its README, step 4): the library registers

@@ -19,7 +19,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from gpu_common import kernel_times_us  # noqa: E402
+from gpu_common import kernel_times_us, random_block_mask  # noqa: E402
 
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
@@ -49,14 +49,14 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     s, dev = args.seqlen, "cuda"
-    batch, nb = args.tokens // s, (s + 127) // 128
+    batch = args.tokens // s
     gen = torch.Generator(device=dev).manual_seed(0)
     h, d = 32, 128
     q, k, v = (torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
                for _ in range(3))
     dout = torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen)
     for f in args.fractions:
-        blocks = (torch.rand(batch, 1, nb, nb, device=dev, generator=gen) < f).to(torch.int32)
+        blocks = random_block_mask(batch, s, f, gen)
 
         def call(blocks=blocks):
             out = flashmask_attention(q, k, v, None, causal=False, block_mask=blocks)
