@@ -69,7 +69,7 @@ def _mla_variants(s, batch, name, gen):
     """{variant: (fwd, total)} for the MLA shapes: ours at 192/128 (the door
     pads v to 192) and Flex at 192/128."""
     import torch
-    from gpu_common import four_column_bounds, paper_case
+    from gpu_common import four_column_bounds, mla_inputs, paper_case
     from mask_suite import _flex_block_mask
     from torch.nn.attention.flex_attention import flex_attention
 
@@ -77,10 +77,7 @@ def _mla_variants(s, batch, name, gen):
 
     dev, h = "cuda", MLA_HEADS
     spec, idx, _ = paper_case(name, batch, s, h, dev)
-    q, k = (torch.randn(batch, s, h, 192, device=dev, dtype=torch.bfloat16, generator=gen) for _ in range(2))
-    v = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
-    dout = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
-    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    q, k, v, dout = mla_inputs(batch, s, h, gen)
 
     def ours():
         return flashmask_attention(q, k, v, idx, causal=spec.causal)

@@ -148,6 +148,18 @@ def random_block_mask(batch, seqlen, f, gen):
     return (torch.rand(batch, 1, nb, nb, device=gen.device, generator=gen) < f).to(torch.int32)
 
 
+def mla_inputs(batch, seqlen, heads, gen):
+    """DeepSeek-MLA-shaped inputs, bf16 on gen's device: q, k with head dim 192
+    and v with 128 (requiring grad), and an output gradient of v's shape."""
+    import torch
+
+    def randn(d):
+        return torch.randn(batch, seqlen, heads, d, device=gen.device, dtype=torch.bfloat16, generator=gen)
+
+    q, k, v = (randn(d).requires_grad_() for d in (192, 192, 128))
+    return q, k, v, randn(128)
+
+
 def load_fmv3(build_dir):
     """flashmask_attention of the official FlashMask V3 built by the kit in
     ../shared/anchors/fmv3 (its README, step 4): the library registers

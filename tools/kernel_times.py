@@ -19,7 +19,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from gpu_common import kernel_times_us, random_block_mask  # noqa: E402
+from gpu_common import kernel_times_us, mla_inputs, random_block_mask  # noqa: E402
 
 from paddle_flashmask.torch import flashmask_attention  # noqa: E402
 
@@ -66,10 +66,7 @@ def main():
     del q, k, v, dout
     if args.mla:
         h = 16
-        q, k = (torch.randn(batch, s, h, 192, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
-                for _ in range(2))
-        v = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen).requires_grad_()
-        do = torch.randn(batch, s, h, 128, device=dev, dtype=torch.bfloat16, generator=gen)
+        q, k, v, do = mla_inputs(batch, s, h, gen)
 
         def mla():
             torch.autograd.grad(flashmask_attention(q, k, v, None, causal=True), (q, k, v), do)
