@@ -53,34 +53,25 @@ __device__ __forceinline__ void load_head_intervals(const BwdKernelParams<Traits
 }
 
 // P^T = exp2(S^T * scale_log2 - lse_log2[query]) in place; in partial blocks
-// 0 where the query lies in one of its key's two masked intervals. Those go
-// to bits once per key (row_mask_word: bit k of word w is query q0 + 32 w + k,
-// q0 this thread's first query column), so an element costs one bit test,
-// not four compares: a thread's query columns are q0 plus constants (the
-// accumulator layout), so its word and bit are constants. Unmasked blocks
-// have no mask code.
+// 0 where the query lies in one of its key's two masked intervals (4
+// compares per element), unmasked blocks have no mask code.
 template <class SRC, class CS>
 __device__ __forceinline__ void probabilities(SRC& s_rc, const CS& cs_rc, const float* lse, int row0,
                                               bool partial, float scale_log2, const int4* iv_table) {
   constexpr int kRows = decltype(size<0>(s_rc))::value;  // keys of this thread
   constexpr int kCols = decltype(size<1>(s_rc))::value;  // queries of this thread
   if (partial) {
-    const int q0 = get<1>(cs_rc(0, 0));
-    constexpr int kWords = 4;  // up to 128 queries (BM = 128 at d64); the unread ones are dropped
-    uint32_t bits[kRows][kWords];
+    int4 iv[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const int4 iv = iv_table[get<0>(cs_rc(r, 0))];
-#pragma unroll
-      for (int w = 0; w < kWords; ++w) bits[r][w] = row_mask_word(iv, row0 + q0 + 32 * w);
-    }
+    for (int r = 0; r < kRows; ++r) iv[r] = iv_table[get<0>(cs_rc(r, 0))];
 #pragma unroll
     for (int c = 0; c < kCols; ++c) {
-      const int off = get<1>(cs_rc(0, c)) - q0;
-      const float l = lse[q0 + off];
+      const int qc = get<1>(cs_rc(0, c));
+      const float l = lse[qc];
+      const int i = row0 + qc;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        const bool masked = (bits[r][off / 32] >> (off % 32)) & 1u;
+        const bool masked = (i >= iv[r].x && i < iv[r].y) || (i >= iv[r].z && i < iv[r].w);
         const float e = exp2f(s_rc(r, c) * scale_log2 - l);
         s_rc(r, c) = masked ? 0.f : e;
       }

@@ -59,10 +59,8 @@ struct ConsumerMainloop {
 
     typename Traits::TiledMmaQK mma_qk;
     typename Traits::TiledMmaPV mma_pv;
-    // smem operand descriptors are per warpgroup: slice at the warpgroup's first
-    // thread. Broadcast from lane 0 so the compiler knows it is warp-uniform: the
-    // descriptors then live in uniform registers, not rebuilt per wgmma (R2UR).
-    const int wg_first = __shfl_sync(0xffffffffu, tidx / 128, 0) * 128;
+    // smem operand descriptors are per warpgroup: slice at the warpgroup's first thread
+    const int wg_first = (tidx / 128) * 128;
     auto wg_qk = mma_qk.get_thread_slice(wg_first);
     auto wg_pv = mma_pv.get_thread_slice(wg_first);
     Tensor tSrQ = wg_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K, Q stages)
