@@ -17,7 +17,6 @@ same inputs; their outputs must agree bit for bit in the forward (same SASS
 expected) and to rounding in the backward (atomic dQ order).
 """
 import argparse
-import datetime
 import importlib.machinery
 import importlib.util
 import json
@@ -75,7 +74,7 @@ class Build:
 
 def run(args):
     import torch
-    from gpu_common import cuda_times_ms, paper_case
+    from gpu_common import cuda_times_ms, paper_case, run_meta
 
     from paddle_flashmask.switches import DISABLE_SM90, kernel_options
 
@@ -122,11 +121,8 @@ def run(args):
     print(f"new/base over {len(rows)} masks: fwd {min(fr):.3f}-{max(fr):.3f} "
           f"(geomean {statistics.geometric_mean(fr):.3f}), bwd {min(br):.3f}-{max(br):.3f} "
           f"(geomean {statistics.geometric_mean(br):.3f})")
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python benchmarks/ab_builds.py run " + " ".join(sys.argv[2:]),
-            "seqlen": s, "head_dim": d, "batch": batch, "heads": h, "rounds": args.rounds,
-            "reps": args.reps, "kernels": "sm80" if kernel_options() & DISABLE_SM90 else "default"}
+    meta = run_meta(seqlen=s, head_dim=d, batch=batch, heads=h, rounds=args.rounds, reps=args.reps,
+                    kernels="sm80" if kernel_options() & DISABLE_SM90 else "default")
     with open(args.json, "w") as f:
         json.dump({**meta, "rows": rows}, f, indent=1)
 

@@ -22,7 +22,6 @@ timing is the median of --reps CUDA-event timings, each figure the median
 over --rounds rounds that alternate the variants of one case.
 """
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -102,14 +101,11 @@ def _mla_variants(s, batch, name, gen):
 
 def run(args):
     import torch
-    from gpu_common import paper_case, random_block_mask
+    from gpu_common import paper_case, random_block_mask, run_meta
 
     dev, d, h = "cuda", 128, 32
     rows = []
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python benchmarks/features_gpu.py run " + " ".join(sys.argv[2:]),
-            "tokens": args.tokens, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
+    meta = run_meta(tokens=args.tokens, heads=h, head_dim=d, rounds=args.rounds, reps=args.reps)
 
     start = time.monotonic()
 

@@ -2,6 +2,7 @@
 profiler, and the sparsity-aware FLOP count (unmasked (row, key) pairs,
 computed column-wise in O(S) from startend_row_indices); the official
 FlashMask V3 as an optional baseline."""
+import datetime
 import os
 import statistics
 import sys
@@ -137,6 +138,18 @@ def paper_case(name, batch, seqlen, heads, device="cuda"):
 
 
 FMV3_ENV = "FLASHMASK_FMV3_BUILD"
+
+
+def run_meta(**fields):
+    """What a GPU benchmark's JSON says about its run: the card, torch, the UTC
+    time and the command (as run from the repository root), then `fields`."""
+    import torch
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), root)
+    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": " ".join(["python", script, *sys.argv[1:]]), **fields}
 
 
 def random_block_mask(batch, seqlen, f, gen):

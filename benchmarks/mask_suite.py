@@ -35,7 +35,6 @@ pre-pass) is timed with the profiler and reported as a share of the forward.
 """
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import sys
@@ -47,7 +46,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paddle_flashmask.paper_masks import PAPER_MASKS  # noqa: E402
 
-from gpu_common import DENSE_MASKS, FMV3_ENV  # noqa: E402
+from gpu_common import DENSE_MASKS, FMV3_ENV, run_meta  # noqa: E402
 
 IMPLS = ("flashmask", "flashmask_sm80", "flex", "cudnn", "sdpa_flash", "fmv3")
 PREP_KERNELS = ("mask_bounds_kernel", "work_count_kernel", "work_sort_kernel")
@@ -205,11 +204,8 @@ def cmd_run(args):
     configs += [(m, s, d) for s in args.seqlens for m in EXTRA_DIM_MASKS if m in args.masks
                 for d in args.extra_head_dims]
     rows = []
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "command": "python benchmarks/mask_suite.py " + " ".join(sys.argv[1:]),
-            "tokens": args.tokens, "heads": args.heads, "kv_heads": args.kv_heads, "grad_reset": True,
-            "fmv3": args.fmv3 and os.path.abspath(args.fmv3)}
+    meta = run_meta(tokens=args.tokens, heads=args.heads, kv_heads=args.kv_heads, grad_reset=True,
+                    fmv3=args.fmv3 and os.path.abspath(args.fmv3))
     for m, s, d in configs:
         rows.append(bench_config(m, s, d, args, flex_fn, fmv3_fn))
         torch.cuda.empty_cache()  # this config's tensors are gone with its frame

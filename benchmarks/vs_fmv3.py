@@ -13,7 +13,6 @@ give it the paper's no-op columns, ours none. The V3 kit is a local baseline
 (../shared/anchors/fmv3), never part of this project.
 """
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -33,17 +32,14 @@ PARTS = ("fwd", "bwd", "total")
 
 def run(args):
     import torch
-    from gpu_common import alternating_rounds, fmv3_indices, load_fmv3, paper_case
+    from gpu_common import alternating_rounds, fmv3_indices, load_fmv3, paper_case, run_meta
 
     from paddle_flashmask.torch import flashmask_attention
 
     v3 = load_fmv3(args.fmv3)
     dev, s, d, h = "cuda", args.seqlen, 128, 32
     batch = args.tokens // s
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python benchmarks/vs_fmv3.py run " + " ".join(sys.argv[2:]),
-            "seqlen": s, "batch": batch, "heads": h, "head_dim": d, "rounds": args.rounds, "reps": args.reps}
+    meta = run_meta(seqlen=s, batch=batch, heads=h, head_dim=d, rounds=args.rounds, reps=args.reps)
     rows = []
     for name in args.masks:
         spec, idx, pairs = paper_case(name, batch, s, h, dev)
