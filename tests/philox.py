@@ -34,6 +34,6 @@ def dropout_keep_mask(seed, offset, batch, num_heads, seqlen_q, seqlen_k, p_drop
     seed = np.uint64(seed)
     words = philox4x32_10(*ctr, seed & _LO, seed >> np.uint64(32))
     bits = np.stack(words, axis=-1).reshape(rows.shape[0], -1)[:, :seqlen_k]
-    keep = 1.0 - float(p_drop)
+    keep = 1.0 - float(np.float32(p_drop))  # the kernels take p_drop as a float32 (dropout_keep_threshold)
     threshold = 0xFFFFFFFF if keep * 4294967296.0 >= 4294967295.0 else int(keep * 4294967296.0)
     return (bits < np.uint32(threshold)).reshape(batch, num_heads, seqlen_q, seqlen_k)

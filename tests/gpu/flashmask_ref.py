@@ -42,7 +42,7 @@ def dropout_keep(seed, offset, batch, heads, sq, sk, p_drop, device):
     w = (rows >> 32).expand(shape)
     words = philox4x32_10(x, y, z, w, seed & _MASK32, (seed >> 32) & _MASK32)
     bits = torch.stack(words, dim=-1).reshape(rows.shape[0], -1)[:, :sk]
-    keep = 1.0 - float(p_drop)
+    keep = 1.0 - float(torch.tensor(p_drop, dtype=torch.float32))  # the kernels take p_drop as a float32
     t = 4294967296.0 * keep
     threshold = 0xFFFFFFFF if t >= 4294967295.0 else int(t)
     return (bits < threshold).view(batch, heads, sq, sk)
