@@ -61,8 +61,8 @@ step "preprocessed all $(echo "$INSTS" | wc -l) instantiation units"
 # host unit tests (run on the CPU) of the sm90 mask logic, built with the
 # product's flags minus the device code generation
 HOSTFLAGS="-std=c++17 --expt-relaxed-constexpr -DFLASHMASK_WITH_CUDA -I$ROOT/custom_ops -I$FLASHMASK_CUTLASS_INCLUDE"
-# the sm90 backward's column walk (jumps over covering bands and dropped
-# block-mask rows) visits exactly what the plain loop visits
+# the sm90 backward's column walk (runs of one block kind, block-mask words)
+# visits exactly what the plain loop visits
 step "walk_host_test (sm90 backward column walk)"
 $NVCC $HOSTFLAGS "$ROOT/tests/gpu/standalone/sm90_bwd/walk_host_test.cu" -o "$WORK/walk_host_test"
 "$WORK/walk_host_test"

@@ -1,20 +1,26 @@
-"""Two builds of the torch extension timed in one process, alternating rounds:
-the check that a refactor (or a kernel change) keeps the speed.
+"""Two builds of the torch extension timed in alternating rounds, each round
+of a build in its own process: the check that a refactor (or a kernel change)
+keeps the speed.
 
     python benchmarks/ab_builds.py run BASE.so NEW.so [--seqlen 8192] [--head-dim 128]
                                        [--rounds 3] [--masks ...] [--json PATH]
     python benchmarks/ab_builds.py report JSON --base NAME --new NAME
         (anywhere: the ab_builds section of RESULTS.md and its plot)
 
-Each .so is a `_flashmask_torch` extension (custom_ops/torch/build.py) loaded
-under its own module object; its forward and backward are called directly, so
-the two builds may differ in their Python layer. The kernel switches of the
-environment apply to both (FLASHMASK_DISABLE_SM90=1: the sm80 kernels). Per (mask, build, round): the
-median of `reps` CUDA-event timings of the forward and of the backward (which
-reuses one forward's out and lse). Printed: per mask, the median over rounds
-of each build's forward and backward ms and NEW / BASE. Both builds compute the
-same inputs; their outputs must agree bit for bit in the forward (same SASS
-expected) and to rounding in the backward (atomic dQ order).
+Each .so is a `_flashmask_torch` extension (custom_ops/torch/build.py); its
+forward and backward are called directly, so the two builds may differ in their
+Python layer. The kernel switches of the environment apply to both
+(FLASHMASK_DISABLE_SM90=1: the sm80 kernels). A round runs BASE, then NEW, each
+in a child process (`_round`) that loads that build alone and times every mask:
+per mask the median of `reps` CUDA-event timings of the forward and of the
+backward (which reuses one forward's out and lse). Two builds loaded into one
+process do not stay apart: ncu showed the second build's calls running the
+first build's kernels (same SASS, same instruction count), so every in-process
+A/B before 2026-12-07 10:00 UTC compared a build with itself. Printed: per
+mask, the median over rounds of each build's forward and backward ms and NEW /
+BASE. Both builds compute the same inputs; a fixed sample of 2^20 entries of
+each output is compared: the forwards must agree bit for bit (same SASS
+expected), the gradients to rounding (atomic dQ order).
 """
 import argparse
 import importlib.machinery
@@ -23,17 +29,21 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paddle_flashmask.paper_masks import PAPER_MASKS  # noqa: E402
 
+SAMPLE = 1 << 20  # entries of each output compared across builds
+OUTPUTS = ("out", "lse", "dq", "dk", "dv")
+
 
 def load_extension(path):
-    """The extension at `path` as a fresh module object (two builds can live
-    side by side: the modules define functions only, no pybind types)."""
+    """The extension at `path` as a module object."""
     loader = importlib.machinery.ExtensionFileLoader("_flashmask_torch", path)
     spec = importlib.util.spec_from_loader("_flashmask_torch", loader, origin=path)
     mod = importlib.util.module_from_spec(spec)
@@ -72,57 +82,86 @@ class Build:
         return grads[:3]
 
 
-def run(args):
+def one_round(args):
+    """Child process: one build, every mask; times (and, with --samples, the
+    output samples) to files."""
     import torch
-    from gpu_common import cuda_times_ms, paper_case, run_meta
+    from gpu_common import cuda_times_ms, paper_case
 
-    from paddle_flashmask.switches import DISABLE_SM90, kernel_options
-
-    builds = [Build("base", args.base), Build("new", args.new)]
+    build = Build(args.name, args.path)
     dev, s, d, h = "cuda", args.seqlen, args.head_dim, args.heads
     batch = args.tokens // s
     scale = d ** -0.5
-    rows = []
-    print(f"{torch.cuda.get_device_name()}, bf16, S={s}, d={d}, B={batch}, H={h}, "
-          f"{args.rounds} alternating rounds x {args.reps} reps")
-    print(f"{'mask':24s} {'fwd base':>9s} {'fwd new':>9s} {'new/base':>8s}   {'bwd base':>9s} {'bwd new':>9s} {'new/base':>8s}")
+    times = {}
     for name in args.masks:
-        _spec, idx, _pairs = paper_case(name, batch, s, h, dev)
-        causal = _spec.causal
+        spec, idx, _pairs = paper_case(name, batch, s, h, dev)
         torch.manual_seed(0)
         q, k, v, dout = (torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16) for _ in range(4))
-        outs = {}
-        for b in builds:  # correctness across builds first
-            out, lse = b.forward(q, k, v, idx, causal, scale)
-            dq, dk, dv = b.backward(q, k, v, idx, out, lse, dout, causal, scale)
-            outs[b.name] = (out, lse, dq, dk, dv)
-        same_fwd = all(torch.equal(a, c) for a, c in zip(outs["base"][:2], outs["new"][:2]))
-        grad_err = max(float((a.float() - c.float()).abs().max()) for a, c in zip(outs["base"][2:], outs["new"][2:]))
-        times = {b.name: {"fwd": [], "bwd": []} for b in builds}
-        for _ in range(args.rounds):
-            for b in builds:
-                out, lse = outs[b.name][:2]
-                times[b.name]["fwd"].append(statistics.median(
-                    cuda_times_ms(lambda: b.forward(q, k, v, idx, causal, scale), 1, args.reps)))
-                times[b.name]["bwd"].append(statistics.median(
-                    cuda_times_ms(lambda: b.backward(q, k, v, idx, out, lse, dout, causal, scale), 1, args.reps)))
-        med = {n: {p: statistics.median(t[p]) for p in t} for n, t in times.items()}
-        row = {"mask": name, "seqlen": s, "head_dim": d, "times_ms": times, "median_ms": med,
-               "fwd_bitwise_equal": same_fwd, "max_grad_diff": grad_err}
-        rows.append(row)
-        rf, rb = med["new"]["fwd"] / med["base"]["fwd"], med["new"]["bwd"] / med["base"]["bwd"]
-        print(f"{name:24s} {med['base']['fwd']:9.3f} {med['new']['fwd']:9.3f} {rf:8.3f}   "
-              f"{med['base']['bwd']:9.3f} {med['new']['bwd']:9.3f} {rb:8.3f}   "
-              f"fwd equal={same_fwd} grad diff={grad_err:.2e}", flush=True)
-        del q, k, v, dout, outs
+        out, lse = build.forward(q, k, v, idx, spec.causal, scale)
+        grads = build.backward(q, k, v, idx, out, lse, dout, spec.causal, scale)
+        if args.samples:
+            gen = torch.Generator(device=dev).manual_seed(1)
+            picked = {}
+            for key, t in zip(OUTPUTS, (out, lse) + tuple(grads)):
+                flat = t.reshape(-1)
+                picked[key] = flat[torch.randint(flat.numel(), (SAMPLE,), device=dev, generator=gen)].float().cpu()
+            torch.save(picked, os.path.join(args.samples, f"{args.name}_{name}.pt"))
+        times[name] = {
+            "fwd": statistics.median(cuda_times_ms(lambda: build.forward(q, k, v, idx, spec.causal, scale),
+                                                   1, args.reps)),
+            "bwd": statistics.median(cuda_times_ms(
+                lambda: build.backward(q, k, v, idx, out, lse, dout, spec.causal, scale), 1, args.reps))}
+        del q, k, v, dout, out, lse, grads
         torch.cuda.empty_cache()
+    with open(args.out, "w") as f:
+        json.dump(times, f)
+
+
+def run(args):
+    import torch
+    from gpu_common import run_meta
+
+    from paddle_flashmask.switches import DISABLE_SM90, kernel_options
+
+    builds = {"base": args.base, "new": args.new}
+    s, d, h = args.seqlen, args.head_dim, args.heads
+    batch = args.tokens // s
+    print(f"{torch.cuda.get_device_name()}, bf16, S={s}, d={d}, B={batch}, H={h}, "
+          f"{args.rounds} alternating rounds x {args.reps} reps, one process per build and round", flush=True)
+    times = {m: {n: {"fwd": [], "bwd": []} for n in builds} for m in args.masks}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rnd in range(args.rounds):
+            for name, path in builds.items():
+                out = os.path.join(tmp, f"{name}_{rnd}.json")
+                cmd = [sys.executable, os.path.abspath(__file__), "_round", path, name, "--out", out,
+                       "--seqlen", str(s), "--head-dim", str(d), "--tokens", str(args.tokens),
+                       "--heads", str(h), "--reps", str(args.reps), "--masks", *args.masks]
+                if rnd == 0:
+                    cmd += ["--samples", tmp]
+                subprocess.run(cmd, check=True)
+                for m, t in json.load(open(out)).items():
+                    for p in ("fwd", "bwd"):
+                        times[m][name][p].append(t[p])
+        rows = []
+        print(f"{'mask':24s} {'fwd base':>9s} {'fwd new':>9s} {'new/base':>8s}   {'bwd base':>9s} {'bwd new':>9s} {'new/base':>8s}")
+        for m in args.masks:
+            a, b = (torch.load(os.path.join(tmp, f"{n}_{m}.pt")) for n in builds)
+            same_fwd = all(torch.equal(a[k], b[k]) for k in OUTPUTS[:2])
+            grad_err = max(float((a[k] - b[k]).abs().max()) for k in OUTPUTS[2:])
+            med = {n: {p: statistics.median(t[p]) for p in t} for n, t in times[m].items()}
+            rows.append({"mask": m, "seqlen": s, "head_dim": d, "times_ms": times[m], "median_ms": med,
+                         "fwd_bitwise_equal": same_fwd, "max_grad_diff": grad_err})
+            rf, rb = med["new"]["fwd"] / med["base"]["fwd"], med["new"]["bwd"] / med["base"]["bwd"]
+            print(f"{m:24s} {med['base']['fwd']:9.3f} {med['new']['fwd']:9.3f} {rf:8.3f}   "
+                  f"{med['base']['bwd']:9.3f} {med['new']['bwd']:9.3f} {rb:8.3f}   "
+                  f"fwd equal={same_fwd} grad diff={grad_err:.2e}", flush=True)
     fr = [r["median_ms"]["new"]["fwd"] / r["median_ms"]["base"]["fwd"] for r in rows]
     br = [r["median_ms"]["new"]["bwd"] / r["median_ms"]["base"]["bwd"] for r in rows]
     print(f"new/base over {len(rows)} masks: fwd {min(fr):.3f}-{max(fr):.3f} "
           f"(geomean {statistics.geometric_mean(fr):.3f}), bwd {min(br):.3f}-{max(br):.3f} "
           f"(geomean {statistics.geometric_mean(br):.3f})")
     meta = run_meta(seqlen=s, head_dim=d, batch=batch, heads=h, rounds=args.rounds, reps=args.reps,
-                    kernels="sm80" if kernel_options() & DISABLE_SM90 else "default")
+                    kernels="sm80" if kernel_options() & DISABLE_SM90 else "default", isolated=True)
     with open(args.json, "w") as f:
         json.dump({**meta, "rows": rows}, f, indent=1)
 
@@ -158,10 +197,11 @@ def report(args):
              f"- command: `{data.get('command', '')}`" + (" with FLASHMASK_DISABLE_SM90=1 (the sm80 kernels)"
                                                           if data.get("kernels") == "sm80" else ""),
              f"- B*S = {data['batch'] * data['seqlen']} tokens, H = {data['heads']}, bf16, D = {data['head_dim']}; "
-             f"the paper's masks (seed 0); per mask {data['rounds']} rounds alternating the two builds, "
-             f"each the median of {data['reps']} CUDA-event timings; the table gives the median over rounds.",
-             "- fwd equal: the two forwards (out and lse) are bitwise equal; grad diff: max |difference| of "
-             "dq, dk, dv (atomic dQ adds: rounding order).", "",
+             f"the paper's masks (seed 0); {data['rounds']} rounds alternating the two builds, each build's "
+             f"round in its own process, per mask the median of {data['reps']} CUDA-event timings; the table "
+             "gives the median over rounds.",
+             "- fwd equal: the two forwards (out and lse) are bitwise equal on a fixed sample of 2^20 entries; "
+             "grad diff: max |difference| of dq, dk, dv there (atomic dQ adds: rounding order).", "",
              f"| mask | fwd ms {args.base} | fwd ms {args.new} | fwd ratio | bwd ms {args.base} | "
              f"bwd ms {args.new} | bwd ratio | fwd equal | grad diff |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -193,13 +233,22 @@ def main():
     r.add_argument("--reps", type=int, default=8)
     r.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
     r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "ab_builds.json"))
+    c = sub.add_parser("_round")  # one build's round, in its own process (run starts these)
+    c.add_argument("path")
+    c.add_argument("name")
+    c.add_argument("--out", required=True)
+    c.add_argument("--samples")
+    for flag, default in (("--seqlen", 8192), ("--head-dim", 128), ("--tokens", 128 * 1024), ("--heads", 32),
+                          ("--reps", 8)):
+        c.add_argument(flag, type=int, default=default)
+    c.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
     rep = sub.add_parser("report")
     rep.add_argument("json")
     rep.add_argument("--base", default="base")
     rep.add_argument("--new", default="new")
     rep.add_argument("--note", help="what the two builds differ in (appended under the table)")
     args = ap.parse_args()
-    run(args) if args.cmd == "run" else report(args)
+    {"run": run, "_round": one_round, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":

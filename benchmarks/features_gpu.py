@@ -13,10 +13,11 @@ rounds (issue #30's speed targets):
               which takes Dv != D natively (target: total >= 1.4 x Flex).
 
     python benchmarks/features_gpu.py run [--seqlens 8192 32768] [--parts sink mla block_mask]
-                                          [--json PATH]
+                                          [--masks causal ...] [--json PATH]
     python benchmarks/features_gpu.py report PATH.json [PATH.json ...]
 
---parts picks the parts to run (default: all three).
+--parts picks the parts to run (default: all three), --masks cuts each
+part's masks to those named.
 B*S = 128K tokens, H = 32, d = 128, bf16, the paper's masks (seed 0); each
 timing is the median of --reps CUDA-event timings, each figure the median
 over --rounds rounds that alternate the variants of one case.
@@ -99,6 +100,13 @@ def _mla_variants(s, batch, name, gen):
     return variants
 
 
+def _masks(names, part, args):
+    """The masks a part runs: its own list, cut to --masks when given."""
+    if part not in args.parts:
+        return ()
+    return tuple(n for n in names if not args.masks or n in args.masks)
+
+
 def run(args):
     import torch
     from gpu_common import paper_case, random_block_mask, run_meta
@@ -126,7 +134,7 @@ def run(args):
         q, k, v = (leaf((batch, s, h, d)) for _ in range(3))
         dout = torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16, generator=gen)
         sink = torch.linspace(-1, 1, h, device=dev).requires_grad_()
-        for name in SINK_MASKS if "sink" in args.parts else ():
+        for name in _masks(SINK_MASKS, "sink", args):
             spec, idx, _ = paper_case(name, batch, s, h, dev)
             med = _time_variants({"plain": _calls(q, k, v, dout, idx, spec.causal),
                                   "sink": _calls(q, k, v, dout, idx, spec.causal, learnable_sink=sink)},
@@ -134,7 +142,7 @@ def run(args):
             done({"kind": "sink", "mask": name, "seqlen": s, "ms": med},
                  f"fwd {med['sink']['fwd'] / med['plain']['fwd']:.3f} "
                  f"total {med['sink']['total'] / med['plain']['total']:.3f}")
-        for name in BLOCK_MASKS if "block_mask" in args.parts else ():
+        for name in _masks(BLOCK_MASKS, "block_mask", args):
             spec, idx, _ = paper_case(name, batch, s, h, dev)
             variants = {f"f={f:g}": _calls(q, k, v, dout, idx, spec.causal,
                                            block_mask=random_block_mask(batch, s, f, gen)) for f in FRACTIONS}
@@ -145,7 +153,7 @@ def run(args):
                 for v in med))
         del q, k, v, dout
         torch.cuda.empty_cache()
-        for name in MLA_MASKS if "mla" in args.parts else ():
+        for name in _masks(MLA_MASKS, "mla", args):
             med = _time_variants(_mla_variants(s, batch, name, gen), args.rounds, args.reps)
             flex = med["flex 192/128"]
             done({"kind": "mla", "mask": name, "seqlen": s, "ms": med}, " ".join(
@@ -284,6 +292,7 @@ def main():
     r.add_argument("--tokens", type=int, default=128 * 1024)
     parts = ["sink", "block_mask", "mla"]
     r.add_argument("--parts", nargs="+", default=parts, choices=parts)
+    r.add_argument("--masks", nargs="+", help="only these of each part's masks (e.g. causal)")
     r.add_argument("--rounds", type=int, default=3)
     r.add_argument("--reps", type=int, default=5)
     r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "features_gpu.json"))

@@ -67,6 +67,28 @@ for step in $STEPS; do
         --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
         python tools/profile_masks.py --backward --masks ${NCU_MASKS:-causal sliding_window} > "$OUT/ncu90.txt" 2>&1
       echo "ncu90 rc=$?"; grep -E "^  [a-z_].*\(|Duration|Compute \(SM\) Throughput|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps" "$OUT/ncu90.txt" | head -40 ;;
+    ncuv3)
+      # #29: our Hopper backward and V3's on the same inputs (d128 bf16, NCU_MASKS): the sections and
+      # per-SASS stall samples; the CSVs are read anywhere: tools/ncu_stalls.py $OUT/ncuv3_src.csv
+      build_fmv3 || continue
+      timeout ${NCU_TIMEOUT:-300} ncu --profile-from-start off --kernel-name-base demangled \
+        -k regex:"bwd_kernel_sm90|FlashAttnBwdSm90" --section SpeedOfLight --section WarpStateStats \
+        --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+        --section MemoryWorkloadAnalysis_Tables --section InstructionStats --section Occupancy \
+        --section LaunchStats --section SourceCounters --import-source no -f -o "$OUT/ncuv3" \
+        python tools/profile_masks.py --backward --masks ${NCU_MASKS:-causal} --fmv3 .anchors/fmv3/build \
+        > "$OUT/ncuv3.txt" 2>&1
+      echo "ncuv3 rc=$?"; tail -3 "$OUT/ncuv3.txt"
+      ncu --import "$OUT/ncuv3.ncu-rep" --page details --csv > "$OUT/ncuv3_details.csv" 2>> "$OUT/ncuv3.txt"
+      ncu --import "$OUT/ncuv3.ncu-rep" --page source --print-source sass --csv > "$OUT/ncuv3_src.csv" 2>> "$OUT/ncuv3.txt"
+      python tools/ncu_stalls.py "$OUT/ncuv3_src.csv" --top 0 ;;
+    clocks)
+      # SM clock and board power while each backward runs back to back (ours, and V3 when built):
+      # ncu locks the clock, the benchmarks do not
+      v3=""; { [ -f .anchors/fmv3/build/flashmask_C.so ] || build_fmv3; } && v3="--fmv3 .anchors/fmv3/build"
+      timeout ${CLOCKS_TIMEOUT:-150} python tools/profile_masks.py --backward --masks ${NCU_MASKS:-causal} $v3 \
+        --clocks ${CLOCKS_SECONDS:-4} > "$OUT/clocks.txt" 2>&1
+      echo "clocks rc=$?"; grep -E "MHz|Error" "$OUT/clocks.txt" ;;
     kernels)
       # tools/kernel_times.py: per-kernel time of block_mask (f = 1, 0.1, 0) and MLA fwd+bwd
       timeout ${KT_TIMEOUT:-180} python tools/kernel_times.py ${KT_ARGS:---mla} > "$OUT/kernel_times.log" 2>&1

@@ -1,6 +1,6 @@
 // Host unit test (no GPU) of the backward's column walk (walk_head, the loop
-// of walk_blocks): its jumps over fully masked query blocks
-// (next_candidate_block) and over block rows the packed block mask drops
+// of walk_blocks): its runs of blocks of one kind (kind_run_end; fully
+// masked runs are jumped over whole) and its jumps over block rows the packed block mask drops
 // (32 per word) must visit exactly the blocks a plain loop over every query
 // block visits, with the same kinds, for random per-key-block TileBounds (both
 // bands, empty bands, bands past seqlen_q), random block-mask columns (dense,

@@ -34,8 +34,10 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   typename Traits::TiledMmaSdP mma_sdp;
   typename Traits::TiledMmadKV mma_dkv;
   typename Traits::TiledMmadQ mma_dq;
-  // smem operand descriptors are per warpgroup: slice at the warpgroup's first thread
-  const int wg_first = (tidx / 128) * 128;
+  // smem operand descriptors are per warpgroup: slice at the warpgroup's first
+  // thread. Broadcast from lane 0 so the compiler knows it is warp-uniform: the
+  // descriptors then live in uniform registers, not rebuilt per wgmma (R2UR).
+  const int wg_first = __shfl_sync(0xffffffffu, tidx / 128, 0) * 128;
   auto wg_sdp = mma_sdp.get_thread_slice(wg_first);
   auto wg_dkv = mma_dkv.get_thread_slice(wg_first);
   auto wg_dq = mma_dq.get_thread_slice(wg_first);

@@ -53,7 +53,8 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   typename Traits::TiledMmadKV mma_dkv;
   typename Traits::TiledMmadQ mma_dq;
   // smem operand descriptors are per warpgroup: slice at the warpgroup's first thread
-  const int wg = tidx / 128;
+  // (broadcast from lane 0: warp-uniform, so the descriptors stay in uniform registers)
+  const int wg = __shfl_sync(0xffffffffu, tidx / 128, 0);
   auto wg_sdp = mma_sdp.get_thread_slice(wg * 128);
   auto wg_dkv = mma_dkv.get_thread_slice(wg * 128);
   auto wg_dq = mma_dq.get_thread_slice(wg * 128);

@@ -52,26 +52,43 @@ __device__ __forceinline__ void load_head_intervals(const BwdKernelParams<Traits
   __syncwarp();
 }
 
-// P^T = exp2(S^T * scale_log2 - lse_log2[query]) in place; in partial blocks
-// 0 where the query lies in one of its key's two masked intervals (4
-// compares per element), unmasked blocks have no mask code.
-template <class SRC, class CS>
-__device__ __forceinline__ void probabilities(SRC& s_rc, const CS& cs_rc, const float* lse, int row0,
+// This thread's queries' entries of a per-query smem vector (lse or delta of
+// a stage) into registers.
+template <class Frag, class CS>
+__device__ __forceinline__ void load_per_query(Frag& dst, const CS& cs_rc, const float* src) {
+#pragma unroll
+  for (int c = 0; c < decltype(size(dst))::value; ++c) dst(c) = src[get<1>(cs_rc(0, c))];
+}
+
+// P^T = exp2(S^T * scale_log2 - lse_log2[query]) in place (lse(c): the log2
+// lse of this thread's c-th query); in partial blocks 0 where the query lies
+// in one of its key's two masked intervals. Those go to bits once per key
+// (row_mask_word: bit k of word w is query q0 + 32 w + k, q0 this thread's
+// first query column), so an element costs one bit test, not four compares:
+// a thread's query columns are q0 plus constants (the accumulator layout), so
+// its word and bit are constants. Unmasked blocks have no mask code.
+template <class SRC, class CS, class Lse>
+__device__ __forceinline__ void probabilities(SRC& s_rc, const CS& cs_rc, const Lse& lse, int row0,
                                               bool partial, float scale_log2, const int4* iv_table) {
   constexpr int kRows = decltype(size<0>(s_rc))::value;  // keys of this thread
   constexpr int kCols = decltype(size<1>(s_rc))::value;  // queries of this thread
   if (partial) {
-    int4 iv[kRows];
+    const int q0 = get<1>(cs_rc(0, 0));
+    constexpr int kWords = 4;  // up to 128 queries (BM = 128 at d64); the unread ones are dropped
+    uint32_t bits[kRows][kWords];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) iv[r] = iv_table[get<0>(cs_rc(r, 0))];
+    for (int r = 0; r < kRows; ++r) {
+      const int4 iv = iv_table[get<0>(cs_rc(r, 0))];
+#pragma unroll
+      for (int w = 0; w < kWords; ++w) bits[r][w] = row_mask_word(iv, row0 + q0 + 32 * w);
+    }
 #pragma unroll
     for (int c = 0; c < kCols; ++c) {
-      const int qc = get<1>(cs_rc(0, c));
-      const float l = lse[qc];
-      const int i = row0 + qc;
+      const int off = get<1>(cs_rc(0, c)) - q0;
+      const float l = lse(c);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        const bool masked = (i >= iv[r].x && i < iv[r].y) || (i >= iv[r].z && i < iv[r].w);
+        const bool masked = (bits[r][off / 32] >> (off % 32)) & 1u;
         const float e = exp2f(s_rc(r, c) * scale_log2 - l);
         s_rc(r, c) = masked ? 0.f : e;
       }
@@ -79,19 +96,20 @@ __device__ __forceinline__ void probabilities(SRC& s_rc, const CS& cs_rc, const 
   } else {
 #pragma unroll
     for (int c = 0; c < kCols; ++c) {
-      const float l = lse[get<1>(cs_rc(0, c))];
+      const float l = lse(c);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) s_rc(r, c) = exp2f(s_rc(r, c) * scale_log2 - l);
     }
   }
 }
 
-// dS^T = P^T * (dP^T - delta[query]), into the dP^T accumulator
-template <class SRC, class DPRC, class CS>
-__device__ __forceinline__ void grad_scores(const SRC& s_rc, DPRC& dp_rc, const CS& cs_rc, const float* delta) {
+// dS^T = P^T * (dP^T - delta[query]), into the dP^T accumulator (delta(c):
+// this thread's c-th query's)
+template <class SRC, class DPRC, class Delta>
+__device__ __forceinline__ void grad_scores(const SRC& s_rc, DPRC& dp_rc, const Delta& delta) {
 #pragma unroll
   for (int c = 0; c < decltype(size<1>(s_rc))::value; ++c) {
-    const float d = delta[get<1>(cs_rc(0, c))];
+    const float d = delta(c);
 #pragma unroll
     for (int r = 0; r < decltype(size<0>(s_rc))::value; ++r) dp_rc(r, c) = s_rc(r, c) * (dp_rc(r, c) - d);
   }
@@ -109,17 +127,39 @@ __device__ __forceinline__ void scores_and_grads(
     const FragDo& tSrdO, Acc& tSrS, Acc& tSrdP, RC& s_rc, RC& dp_rc, const CS& cs_rc, Rel& rP, Rel& rdS, int m,
     bool partial, float scale_log2, const int4* iv_table) {
   constexpr int BM = Traits::kBlockM;
+  constexpr int kCols = decltype(size<1>(s_rc))::value;  // queries of this thread
+  // lse into registers before this block's GEMMs are queued: a shared load
+  // issued behind the S / dP wgmma's waits until they are dispatched, and
+  // that was ~10 % of the block in the open at the S wait (ncu next to V3,
+  // #29); delta likewise before the dP wait. d64 (BM = 128: 32 queries per
+  // thread) has no registers for that: it reads both at their use.
+  constexpr bool kStatsFirst = kCols <= 16;
+  const float* lse_stage = ss.smem_lse.data() + q_read.index() * BM;
+  const float* delta_stage = ss.smem_delta.data() + do_read.index() * BM;
+  Tensor lse_r = make_tensor<float>(Int<kCols>{});
+  Tensor delta_r = make_tensor<float>(Int<kCols>{});
+  auto lse = [&](int c) {
+    if constexpr (kStatsFirst) return lse_r(c);
+    else return lse_stage[get<1>(cs_rc(0, c))];
+  };
+  auto delta = [&](int c) {
+    if constexpr (kStatsFirst) return delta_r(c);
+    else return delta_stage[get<1>(cs_rc(0, c))];
+  };
+
   pipe_q.consumer_wait(q_read);
+  if constexpr (kStatsFirst) load_per_query(lse_r, cs_rc, lse_stage);
   wg_gemm(mma_sdp, tSrK, tSrQ(_, _, _, q_read.index()), tSrS, true);
   pipe_do.consumer_wait(do_read);
   wg_gemm(mma_sdp, tSrV, tSrdO(_, _, _, do_read.index()), tSrdP, true);
   warpgroup_wait<1>();
   warpgroup_fence_operand(tSrS);
 
-  probabilities(s_rc, cs_rc, ss.smem_lse.data() + q_read.index() * BM, m * BM, partial, scale_log2, iv_table);
+  probabilities(s_rc, cs_rc, lse, m * BM, partial, scale_log2, iv_table);
+  if constexpr (kStatsFirst) load_per_query(delta_r, cs_rc, delta_stage);  // under dP's tail
   warpgroup_wait<0>();
   warpgroup_fence_operand(tSrdP);
-  grad_scores(s_rc, dp_rc, cs_rc, ss.smem_delta.data() + do_read.index() * BM);
+  grad_scores(s_rc, dp_rc, delta);
   convert_into(tSrS, rP);
   convert_into(tSrdP, rdS);
 }

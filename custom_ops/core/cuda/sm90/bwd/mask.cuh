@@ -158,21 +158,6 @@ __device__ __forceinline__ const uint32_t* block_mask_column(const P& p, int b, 
   return p.block_bits + ((static_cast<int64_t>(b) * bm.heads + hb) * bm.cols + j) * p.block_words;
 }
 
-// After a fully masked query block m: the next block that may be visible. A
-// block is fully masked when one band, [lts_max, lte_min) or [uts_max,
-// ute_min), covers all its rows; every later block ending inside that band is
-// covered too, so the walk jumps past the band's end instead of classifying
-// them one by one (at 128K rows a key block has 2048 query blocks; a sliding
-// window or a document leaves ~10 of them visible).
-template <int BM>
-FM90_HD int next_candidate_block(const TileBounds& t, int m, int seqlen_q) {
-  const int r0 = m * BM, r1 = min(r0 + BM, seqlen_q);
-  int next = m + 1;
-  if (t.lts_max <= r0 && t.lte_min >= r1) next = max(next, t.lte_min / BM);
-  if (t.uts_max <= r0 && t.ute_min >= r1) next = max(next, t.ute_min / BM);
-  return next;
-}
-
 FM90_HD int lowest_set_bit(uint32_t x) {
 #if defined(__CUDA_ARCH__)
   return __ffs(x) - 1;
@@ -181,38 +166,70 @@ FM90_HD int lowest_set_bit(uint32_t x) {
 #endif
 }
 
+// The first query block after m whose kind may differ from block m's
+// (block_kind_col of key block n under t). Each test of classify_tile is
+// r0 >= X (turns true at block ceil(X / BM)) or r1 <= X (turns false at block
+// floor(X / BM)), so the kind is constant between those blocks: the walk
+// classifies once per run of blocks, not once per block. Extra breaks are
+// harmless (the next run classifies again).
+template <int BM, int BN>
+FM90_HD int kind_run_end(const TileBounds& t, int m, int n, int seqlen_q, int seqlen_k, bool causal) {
+  const int shift = seqlen_k - seqlen_q;
+  const int c0 = n * BN, c1 = min(c0 + BN, seqlen_k);
+  int end = 2147483647;
+  // a candidate block past m ends the run (X / BM truncates: floor for X >= 0;
+  // a negative X gives a block <= 0 <= m, never a candidate)
+  auto at = [&](int blk) { end = blk > m && blk < end ? blk : end; };
+  auto r0_ge = [&](int x) { at(x / BM + (x % BM > 0 ? 1 : 0)); };
+  auto r1_le = [&](int x) { at(x / BM); };
+  r0_ge(t.lts_max), r0_ge(t.lte_max), r0_ge(t.uts_max), r0_ge(t.ute_max);
+  r1_le(t.lts_min), r1_le(t.lte_min), r1_le(t.uts_min), r1_le(t.ute_min);
+  if (causal) {
+    r0_ge(c1 - 1 - shift);  // causal_clear
+    r1_le(c0 - shift);      // causal_covers
+  }
+  return end;
+}
+
 // The walk over one query head's blocks of key block n: on_block(m, kind)
 // for each query block from m_begin that the block mask keeps (bits: the
 // head's packed column, nullptr: no block mask; dropped block rows are jumped
-// over a word at a time) and the column mask does not fully mask (t; bands
-// covering whole query blocks are jumped over, next_candidate_block).
+// over a word at a time) and the column mask does not fully mask (t). Blocks
+// are classified once per run of equal kind (kind_run_end): fully masked runs
+// are jumped over whole (at 128K rows a key block has 2048 query blocks; a
+// sliding window or a document leaves ~10 of them visible), and the blocks of
+// a visible run cost one compare each.
 template <int BM, int BN, class OnBlock>
 FM90_HD void walk_head(const TileBounds& t, const uint32_t* bits, int m_begin, int m_blocks, int n, int seqlen_q,
                        int seqlen_k, bool causal, OnBlock&& on_block) {
   static_assert(kBlockMaskSize % BM == 0, "a query block lies in one block row");
+  constexpr int kPerRow = kBlockMaskSize / BM;  // query blocks per block row
   int word_index = -1;
   uint32_t word = 0;
   for (int m = m_begin; m < m_blocks;) {
-    if (bits != nullptr) {
-      const int r = m * BM / kBlockMaskSize;  // block row
-      if (r / 32 != word_index) {
-        word_index = r / 32;
-        word = bits[word_index];
-      }
-      const uint32_t ahead = word >> (r % 32);
-      if ((ahead & 1u) == 0u) {  // dropped: on to the next kept block row
-        const int next_r = ahead == 0u ? (word_index + 1) * 32 : r + lowest_set_bit(ahead);
-        m = next_r * (kBlockMaskSize / BM);
-        continue;
-      }
-    }
     const int kind = block_kind_col<BM, BN>(t, m, n, seqlen_q, seqlen_k, causal);
+    const int end = min(m_blocks, kind_run_end<BM, BN>(t, m, n, seqlen_q, seqlen_k, causal));
     if (kind == static_cast<int>(TileKind::kFullyMasked)) {
-      m = next_candidate_block<BM>(t, m, seqlen_q);
+      m = end;
       continue;
     }
-    on_block(m, kind);
-    ++m;
+    while (m < end) {
+      if (bits != nullptr) {
+        const int r = m / kPerRow;  // block row
+        if (r / 32 != word_index) {
+          word_index = r / 32;
+          word = bits[word_index];
+        }
+        const uint32_t ahead = word >> (r % 32);
+        if ((ahead & 1u) == 0u) {  // dropped: on to the next kept block row
+          const int next_r = ahead == 0u ? (word_index + 1) * 32 : r + lowest_set_bit(ahead);
+          m = next_r * kPerRow;
+          continue;
+        }
+      }
+      on_block(m, kind);
+      ++m;
+    }
   }
 }
 
