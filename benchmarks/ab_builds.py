@@ -14,9 +14,8 @@ Python layer. The kernel switches of the environment apply to both
 in a child process (`_round`) that loads that build alone and times every mask:
 per mask the median of `reps` CUDA-event timings of the forward and of the
 backward (which reuses one forward's out and lse). Two builds loaded into one
-process do not stay apart: ncu showed the second build's calls running the
-first build's kernels (same SASS, same instruction count), so every in-process
-A/B before 2026-12-07 10:00 UTC compared a build with itself. Printed: per
+process do not stay apart (ncu showed the second build's calls running the
+first build's kernels), hence a process each. Printed: per
 mask, the median over rounds of each build's forward and backward ms and NEW /
 BASE. Both builds compute the same inputs; a fixed sample of 2^20 entries of
 each output is compared: the forwards must agree bit for bit (same SASS
@@ -219,29 +218,29 @@ def report(args):
     update_section("ab_builds", "\n".join(lines))
 
 
+def case_args(parser):
+    """What `run` passes on to each `_round`: the shapes, reps and masks."""
+    for flag, default in (("--seqlen", 8192), ("--head-dim", 128), ("--tokens", 128 * 1024), ("--heads", 32),
+                          ("--reps", 8)):
+        parser.add_argument(flag, type=int, default=default)
+    parser.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("base")
     r.add_argument("new")
-    r.add_argument("--seqlen", type=int, default=8192)
-    r.add_argument("--head-dim", type=int, default=128)
-    r.add_argument("--tokens", type=int, default=128 * 1024)
-    r.add_argument("--heads", type=int, default=32)
+    case_args(r)
     r.add_argument("--rounds", type=int, default=3)
-    r.add_argument("--reps", type=int, default=8)
-    r.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
     r.add_argument("--json", default=os.path.join(os.environ.get("OUT", "/tmp"), "ab_builds.json"))
     c = sub.add_parser("_round")  # one build's round, in its own process (run starts these)
     c.add_argument("path")
     c.add_argument("name")
     c.add_argument("--out", required=True)
     c.add_argument("--samples")
-    for flag, default in (("--seqlen", 8192), ("--head-dim", 128), ("--tokens", 128 * 1024), ("--heads", 32),
-                          ("--reps", 8)):
-        c.add_argument(flag, type=int, default=default)
-    c.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
+    case_args(c)
     rep = sub.add_parser("report")
     rep.add_argument("json")
     rep.add_argument("--base", default="base")

@@ -22,6 +22,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -100,8 +101,6 @@ def clocks_and_power(mask, steps, seconds):
             except ValueError:
                 continue
             samples.append((time.monotonic(), mhz, watts))
-
-    import threading
 
     reader = threading.Thread(target=read_samples, daemon=True)
     reader.start()
