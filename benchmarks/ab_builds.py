@@ -75,8 +75,8 @@ class Build:
     def forward(self, q, k, v, idx, causal, scale):
         return self.ext.forward(q, k, v, idx, None, 0.0, causal, scale, *self.fwd_tail)
 
-    def backward(self, q, k, v, idx, out, lse, dout, causal, scale):
-        grads = self.ext.backward(q, k, v, idx, None, out, lse, dout, 0.0, causal, scale, False,
+    def backward(self, q, k, v, idx, out, lse, dout, causal, scale, deterministic=False):
+        grads = self.ext.backward(q, k, v, idx, None, out, lse, dout, 0.0, causal, scale, deterministic,
                                   *self.bwd_tail)
         return grads[:3]
 
@@ -97,7 +97,8 @@ def one_round(args):
         torch.manual_seed(0)
         q, k, v, dout = (torch.randn(batch, s, h, d, device=dev, dtype=torch.bfloat16) for _ in range(4))
         out, lse = build.forward(q, k, v, idx, spec.causal, scale)
-        grads = build.backward(q, k, v, idx, out, lse, dout, spec.causal, scale)
+        det = args.deterministic
+        grads = build.backward(q, k, v, idx, out, lse, dout, spec.causal, scale, det)
         if args.samples:
             gen = torch.Generator(device=dev).manual_seed(1)
             picked = {}
@@ -109,7 +110,7 @@ def one_round(args):
             "fwd": statistics.median(cuda_times_ms(lambda: build.forward(q, k, v, idx, spec.causal, scale),
                                                    1, args.reps)),
             "bwd": statistics.median(cuda_times_ms(
-                lambda: build.backward(q, k, v, idx, out, lse, dout, spec.causal, scale), 1, args.reps))}
+                lambda: build.backward(q, k, v, idx, out, lse, dout, spec.causal, scale, det), 1, args.reps))}
         del q, k, v, dout, out, lse, grads
         torch.cuda.empty_cache()
     with open(args.out, "w") as f:
@@ -126,6 +127,7 @@ def run(args):
     s, d, h = args.seqlen, args.head_dim, args.heads
     batch = args.tokens // s
     print(f"{torch.cuda.get_device_name()}, bf16, S={s}, d={d}, B={batch}, H={h}, "
+          + ("deterministic backward, " if args.deterministic else "") +
           f"{args.rounds} alternating rounds x {args.reps} reps, one process per build and round", flush=True)
     times = {m: {n: {"fwd": [], "bwd": []} for n in builds} for m in args.masks}
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +137,8 @@ def run(args):
                 cmd = [sys.executable, os.path.abspath(__file__), "_round", path, name, "--out", out,
                        "--seqlen", str(s), "--head-dim", str(d), "--tokens", str(args.tokens),
                        "--heads", str(h), "--reps", str(args.reps), "--masks", *args.masks]
+                if args.deterministic:
+                    cmd.append("--deterministic")
                 if rnd == 0:
                     cmd += ["--samples", tmp]
                 subprocess.run(cmd, check=True)
@@ -160,7 +164,8 @@ def run(args):
           f"(geomean {statistics.geometric_mean(fr):.3f}), bwd {min(br):.3f}-{max(br):.3f} "
           f"(geomean {statistics.geometric_mean(br):.3f})")
     meta = run_meta(seqlen=s, head_dim=d, batch=batch, heads=h, rounds=args.rounds, reps=args.reps,
-                    kernels="sm80" if kernel_options() & DISABLE_SM90 else "default", isolated=True)
+                    kernels="sm80" if kernel_options() & DISABLE_SM90 else "default", isolated=True,
+                    deterministic=args.deterministic)
     with open(args.json, "w") as f:
         json.dump({**meta, "rows": rows}, f, indent=1)
 
@@ -224,6 +229,7 @@ def case_args(parser):
                           ("--reps", 8)):
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
+    parser.add_argument("--deterministic", action="store_true", help="both builds' deterministic backward")
 
 
 def main():
