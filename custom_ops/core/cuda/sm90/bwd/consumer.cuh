@@ -25,7 +25,6 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
                                                     int hk, int n) {
   using Element = typename Traits::Element;
   constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN, D = Traits::kHeadDim;
-  constexpr int kBarThreads = Traits::kNumMmaThreads + 32;
   constexpr int kPartial = static_cast<int>(TileKind::kPartial);
   static_assert(!Traits::kSplitD && Traits::kDsBufs == 2 && Traits::kDqSlices == 1, "the key-split variant");
 
@@ -37,7 +36,8 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   // smem operand descriptors are per warpgroup: slice at the warpgroup's first
   // thread. Broadcast from lane 0 so the compiler knows it is warp-uniform: the
   // descriptors then live in uniform registers, not rebuilt per wgmma (R2UR).
-  const int wg_first = __shfl_sync(0xffffffffu, tidx / 128, 0) * 128;
+  const int wg = __shfl_sync(0xffffffffu, tidx / 128, 0);
+  const int wg_first = wg * 128;
   auto wg_sdp = mma_sdp.get_thread_slice(wg_first);
   auto wg_dkv = mma_dkv.get_thread_slice(wg_first);
   auto wg_dq = mma_dq.get_thread_slice(wg_first);
@@ -114,7 +114,7 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
         pipe_do.consumer_release(do_read);  // dO: read by dP and dV only
         ++do_read;
 
-        dq_slice_to_writer<Traits>(tdQrdQ, ss, tidx);
+        dq_part_to_writer<Traits>(tdQrdQ, ss, tidx, wg);
 
         warpgroup_wait<0>();  // dK done: Q and this dS buffer are free
         warpgroup_fence_operand(tdKrdK);
@@ -122,14 +122,15 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
         ++q_read;
         ds_buf ^= 1;
       });
-  // the writer arrives once more than there were blocks (its initial arrive)
-  cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqEmpty);
+  wait_dq_parts_read<Traits>(wg);
 
-  // (every consumer thread is past its last GEMM: the Q and dO buffers are free)
-  if constexpr (Traits::kTmaStoreDkv)
+  if constexpr (Traits::kTmaStoreDkv) {
+    // both warpgroups past their last GEMM: the Q and dO buffers are free
+    cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarDs);
     stage_and_store_dk_dv<Traits>(p, ss, mma_dkv, tdVrdV, tdKrdK, tidx, b, hk, n);
-  else
+  } else {
     store_dk_dv<Traits>(p, mma_dkv, tdVrdV, tdKrdK, tidx, b, hk, c0);
+  }
 }
 
 }  // namespace bwd

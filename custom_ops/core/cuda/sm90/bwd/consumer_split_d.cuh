@@ -34,7 +34,6 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
                                                             int hk, int n) {
   using Element = typename Traits::Element;
   constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN, D = Traits::kHeadDim;
-  constexpr int kBarThreads = Traits::kNumMmaThreads + 32;
   constexpr int kPartial = static_cast<int>(TileKind::kPartial);
   static_assert(Traits::kSplitD && Traits::kDsBufs == 1 && (Traits::kDqSlices == 2 || Traits::kDqSlices == 3),
                 "the head-dim-split variant");
@@ -121,7 +120,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
         wg_gemm(mma_dkv, tdVrP(_, _, _, 0), tdVrdO(_, _, _, do_read.index()), tdVrdV, false);
         warpgroup_wait<1>();
         warpgroup_fence_operand(tdQrdQ);
-        dq_slice_to_writer<Traits>(tdQrdQ, ss, tidx);
+        dq_part_to_writer<Traits>(tdQrdQ, ss, tidx, wg);
         //    dQ slice 1 and dK
         wg_gemm(mma_dq, tdQrdS(_, _, _, 0), tdQrK1, tdQrdQ, true);
         wg_gemm(mma_dkv, tdKrdS(_, _, _, 0), tdKrQ(_, _, _, q_read.index()), tdKrdK, false);
@@ -131,7 +130,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
         ++do_read;
         warpgroup_wait<1>();
         warpgroup_fence_operand(tdQrdQ);
-        dq_slice_to_writer<Traits>(tdQrdQ, ss, tidx);
+        dq_part_to_writer<Traits>(tdQrdQ, ss, tidx, wg);
         if constexpr (Traits::kDqSlices == 3) {
           //  dQ slice 2 (its registers are free again) while dK finishes
           wg_gemm(mma_dq, tdQrdS(_, _, _, 0), tdQrK2, tdQrdQ, true);
@@ -141,7 +140,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
           ++q_read;
           warpgroup_wait<0>();
           warpgroup_fence_operand(tdQrdQ);
-          dq_slice_to_writer<Traits>(tdQrdQ, ss, tidx);
+          dq_part_to_writer<Traits>(tdQrdQ, ss, tidx, wg);
         } else {
           warpgroup_wait<0>();  // dK done: Q is free
           warpgroup_fence_operand(tdKrdK);
@@ -149,8 +148,7 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
           ++q_read;
         }
       });
-  // the writer arrives once more than there were slices (its initial arrive)
-  cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqEmpty);
+  wait_dq_parts_read<Traits>(wg);
 
   store_dk_dv<Traits>(p, mma_dkv, tdVrdV, tdKrdK, tidx, b, hk, c0);
 }

@@ -177,19 +177,29 @@ __device__ __forceinline__ void store_pairs(const Frag& src, Dst&& dst) {
   }
 }
 
-// One dQ slice from registers to the writer warp's smem tile (float4 per
-// thread in register order, conflict-free), then hand it over.
+// This warpgroup's part of a dQ slice from registers to the writer warp's
+// smem tile (float4 per thread in register order, conflict-free), then hand
+// it over. Each warpgroup has its own part and barrier pair (wg: the
+// warp-uniform warpgroup index), so one warpgroup's hand-off never waits for
+// the other's (they drift apart and their exp2's share the MUFU less).
 template <typename Traits, class Frag>
-__device__ __forceinline__ void dq_slice_to_writer(const Frag& dq, typename Traits::SharedStorage& ss, int tidx) {
-  constexpr int kBarThreads = Traits::kNumMmaThreads + 32;
-  static_assert(decltype(size(dq))::value * Traits::kNumMmaThreads == Traits::kDqSliceFloats, "dQ slice");
-  cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqEmpty);
+__device__ __forceinline__ void dq_part_to_writer(const Frag& dq, typename Traits::SharedStorage& ss, int tidx,
+                                                  int wg) {
+  static_assert(decltype(size(dq))::value * 128 == Traits::kDqPartFloats, "dQ part");
+  cutlass::arch::NamedBarrier::sync(Traits::kDqPartThreads, Traits::kBarDqEmpty + wg);
   float4* sdq = reinterpret_cast<float4*>(ss.smem_dq.data());
 #pragma unroll
   for (int k = 0; k < size(dq) / 4; ++k)
-    sdq[k * Traits::kNumMmaThreads + tidx] = make_float4(dq(4 * k), dq(4 * k + 1), dq(4 * k + 2), dq(4 * k + 3));
+    sdq[Traits::dq_float4_index(k, tidx)] = make_float4(dq(4 * k), dq(4 * k + 1), dq(4 * k + 2), dq(4 * k + 3));
   cutlass::arch::fence_view_async_shared();
-  cutlass::arch::NamedBarrier::arrive(kBarThreads, Traits::kBarDqFull);
+  cutlass::arch::NamedBarrier::arrive(Traits::kDqPartThreads, Traits::kBarDqFull + wg);
+}
+
+// After the walk: the writer has read this warpgroup's last part (it arrives
+// once more than there were parts: its initial arrive).
+template <typename Traits>
+__device__ __forceinline__ void wait_dq_parts_read(int wg) {
+  cutlass::arch::NamedBarrier::sync(Traits::kDqPartThreads, Traits::kBarDqEmpty + wg);
 }
 
 // Epilogue: dK (x softmax_scale) and dV straight from registers, keys < seqlen_k.

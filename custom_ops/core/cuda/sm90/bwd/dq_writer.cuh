@@ -1,9 +1,10 @@
 // dQ writer warp of the sm90a backward (warp 1): per visited block, waits
 // until the dQ tile is zeroed (warp 3 below), then for each of the tile's
-// kDqSlices slices waits for the consumers' fp32 slice in shared memory and
-// bulk reduce-adds it into the accumulator (deterministic mode: after the
-// next higher visible key block, by the per-(b, h, m) semaphore; warp 2
-// scanned which one it is, sm90/bwd/dq_order.cuh), then hands the buffer back.
+// kDqSlices slices waits for each consumer warpgroup's fp32 part of it in
+// shared memory and bulk reduce-adds the part into the accumulator
+// (deterministic mode: after the next higher visible key block, by the
+// per-(b, h, m) semaphore; warp 2 scanned which one it is,
+// sm90/bwd/dq_order.cuh), then hands each part back once read.
 #pragma once
 
 #include "core/cuda/sm90/bwd/dq_order.cuh"
@@ -61,9 +62,12 @@ __device__ __forceinline__ void wait_dq_tile_zeroed(const int32_t* state) {
 template <typename Traits>
 __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
                                                typename Traits::SharedStorage& ss, int b, int hk, int n) {
-  constexpr int kBarThreads = Traits::kNumMmaThreads + 32;
+  constexpr int kThreads = Traits::kDqPartThreads;
+  constexpr int kPartBytes = Traits::kDqPartFloats * int(sizeof(float));
   const int lane = threadIdx.x % 32;
-  cutlass::arch::NamedBarrier::arrive(kBarThreads, Traits::kBarDqEmpty);  // the buffer starts empty
+  // both parts of the buffer start empty
+  cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 0);
+  cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 1);
   int visit = 0;
   walk_blocks<Traits>(
       p, b, hk, n, [&](int, int) {},
@@ -78,35 +82,39 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
         if (lane == 0 && (!p.deterministic || target == 0)) wait_dq_tile_zeroed(p.dq_state + tile);
 #pragma unroll 1
         for (int s = 0; s < Traits::kDqSlices; ++s) {
-          cutlass::arch::NamedBarrier::sync(kBarThreads, Traits::kBarDqFull);
+          const int off = s * Traits::kDqSliceFloats;
+          float* dst = p.dq_acc + tile * Traits::kDqFloats + off;
+          // each warpgroup's part as soon as it is in smem (warpgroup 0 first)
+#pragma unroll
+          for (int w = 0; w < 2; ++w) {
+            cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + w);
+            if (lane == 0) {
+              if (p.deterministic && s == 0 && w == 0)
+                while (ld_acquire_gpu(p.sem + tile) != target) __nanosleep(32);
+              bulk_reduce_add_f32(dst + w * Traits::kDqPartFloats,
+                                  ss.smem_dq.data() + w * Traits::kDqPartFloats, kPartBytes);
+              bulk_commit();
+            }
+          }
+          // each part back as soon as its add has read it
+          if (lane == 0) bulk_wait_read<1>();
+          __syncwarp();
+          cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 0);
           if (lane == 0) {
-            float* dst = p.dq_acc + tile * Traits::kDqFloats + s * Traits::kDqSliceFloats;
-            constexpr int kBytes = Traits::kDqSliceFloats * int(sizeof(float));
-            if (p.deterministic) {
-              int32_t* sem = p.sem + tile;
-              if (s == 0)
-                while (ld_acquire_gpu(sem) != target) __nanosleep(32);
-              bulk_reduce_add_f32(dst, ss.smem_dq.data(), kBytes);
-              bulk_commit();
-              if (s + 1 < Traits::kDqSlices) {
-                bulk_wait_read_all();
-              } else {
-                // the adds are complete and, past the proxy fence, ordered before the
-                // release (as CUTLASS's arrive_inc: acq_rel fence + store); a
-                // __threadfence (fence.sc) here cost ~1 us on every link of the chain,
-                // 2-10 % of the deterministic backward
-                bulk_wait_all();
-                fence_proxy_async_global();
-                st_release_gpu(sem, n + 1);
-              }
+            if (p.deterministic && s + 1 == Traits::kDqSlices) {
+              // the adds are complete and, past the proxy fence, ordered before the
+              // release (as CUTLASS's arrive_inc: acq_rel fence + store); a
+              // __threadfence (fence.sc) here cost ~1 us on every link of the chain,
+              // 2-10 % of the deterministic backward
+              bulk_wait_all();
+              fence_proxy_async_global();
+              st_release_gpu(p.sem + tile, n + 1);
             } else {
-              bulk_reduce_add_f32(dst, ss.smem_dq.data(), kBytes);
-              bulk_commit();
-              bulk_wait_read_all();  // smem_dq may be overwritten
+              bulk_wait_read<0>();
             }
           }
           __syncwarp();
-          cutlass::arch::NamedBarrier::arrive(kBarThreads, Traits::kBarDqEmpty);
+          cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 1);
         }
       });
   if (lane == 0) bulk_wait_all();

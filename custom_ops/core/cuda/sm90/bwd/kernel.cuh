@@ -4,10 +4,10 @@
 //     warp 0 = producer: TMA of K, V once; then for every visited (query
 //              head of the group, query block m): TMA Q(m) + bulk copy of
 //              its lse (Q pipeline) and TMA dO(m) + delta (dO pipeline).
-//     warp 1 = dQ writer: per visited block, waits for the consumers' dQ
-//              tile in smem, bulk reduce-adds it
+//     warp 1 = dQ writer: per visited block, waits for each consumer
+//              warpgroup's part of the dQ tile in smem, bulk reduce-adds it
 //              (cp.reduce.async.bulk.add.f32) into the fp32 accumulator,
-//              releases the buffer; deterministic mode: first waits on a
+//              releases that part; deterministic mode: first waits on a
 //              per-(b, h, m) semaphore for the next higher visiting key
 //              block (fixed descending order).
 //     warp 3 = dQ zeroer: walks ahead and zeroes the dQ tiles no CTA has

@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(Traits::kNumMmaThreads) bwd_post_kernel(const 
         reinterpret_cast<const float4*>(a.dq_acc + tile_id * Traits::kDqFloats + s * Traits::kDqSliceFloats);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
-      const float4 v = visited ? src[k * T + tid] : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 v = visited ? src[Traits::dq_float4_index(k, tid)] : make_float4(0.f, 0.f, 0.f, 0.f);
       // (4k, 4k + 1) and (4k + 2, 4k + 3): adjacent columns of one row each
       *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k)) * kStride + get<1>(c(4 * k))]) = make_float2(v.x, v.y);
       *reinterpret_cast<float2*>(&tile[get<0>(c(4 * k + 2)) * kStride + get<1>(c(4 * k + 2))]) =

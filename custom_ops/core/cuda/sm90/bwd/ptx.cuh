@@ -28,9 +28,11 @@ __device__ __forceinline__ void bulk_commit() {
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void bulk_wait_read_all() {
+// until at most kPending of the committed bulk groups still read their smem
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_read() {
 #ifdef FM90_BWD_ASM
-  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
 #endif
 }
 __device__ __forceinline__ void bulk_wait_all() {

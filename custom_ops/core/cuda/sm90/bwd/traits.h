@@ -197,6 +197,13 @@ struct BwdTraits {
   static constexpr int kDqFloats = kBlockM * kHeadDim;  // one dQ tile in the accumulator
   static constexpr int kDqSliceFloats = kDqFloats / kDqSlices;  // ... in kDqSlices consecutive slices
   static_assert(kDqSliceFloats % (4 * kNumMmaThreads) == 0, "dQ slice in float4 per thread");
+  // A slice is handed to the writer per warpgroup (its own barrier pair), so
+  // each warpgroup's part is contiguous, in smem_dq and in the accumulator:
+  // float4 k of consumer thread t at (t / 128) * part + k * 128 + t % 128.
+  static constexpr int kDqPartFloats = kDqSliceFloats / kNumMmaWarpGroups;
+  __host__ __device__ static constexpr int dq_float4_index(int k, int tidx) {
+    return (tidx / 128) * (kDqPartFloats / 4) + k * 128 + tidx % 128;
+  }
   // tables of masked query intervals per key: one per warpgroup that holds
   // the key (kSplitD: both hold all 64 keys)
   static constexpr int kIvTables = kSplitD ? 2 : 1;
@@ -235,12 +242,16 @@ struct BwdTraits {
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 
-  // named barriers (CUTLASS adds its reserved count to these ids)
-  static constexpr int kBarDs = 2;       // both consumer warpgroups wrote their dS half
-  static constexpr int kBarDqEmpty = 3;  // dQ writer done reading smem_dq (256 + 32)
-  static constexpr int kBarDqFull = 4;   // consumers wrote smem_dq (256 + 32)
-  static constexpr int kBarPdsFree = 5;  // kSplitD: both warpgroups done reading P^T / dS^T
+  // named barriers (CUTLASS adds its reserved count to these ids: 0-7 are ours)
+  static constexpr int kBarDqEmpty = 0;    // + warpgroup: the writer is done reading its dQ part (128 + 32)
+  static constexpr int kBarDs = 2;         // both consumer warpgroups wrote their dS half (256)
+  static constexpr int kBarDqFull = 3;     // + warpgroup: its dQ part is in smem_dq (128 + 32)
+  static constexpr int kBarPdsFree = 5;    // kSplitD: both warpgroups done reading P^T / dS^T (256)
   static constexpr int kBarDkvStaged = 6;  // + warpgroup: its dK / dV rows are in smem (128)
+  static constexpr int kDqPartThreads = 128 + 32;  // a consumer warpgroup and the dQ writer
+  static_assert(kNumMmaWarpGroups == 2 && kBarDqEmpty + 1 < kBarDs && kBarDqFull + 1 < kBarPdsFree &&
+                    kBarDkvStaged + 1 < 8,
+                "one barrier id per warpgroup, within CUTLASS's 8 user ids");
 };
 
 template <typename Traits>
