@@ -86,7 +86,7 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
           float* dst = p.dq_acc + tile * Traits::kDqFloats + off;
           // each warpgroup's part as soon as it is in smem (warpgroup 0 first)
 #pragma unroll
-          for (int w = 0; w < 2; ++w) {
+          for (int w = 0; w < Traits::kNumMmaWarpGroups; ++w) {
             cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + w);
             if (lane == 0) {
               if (p.deterministic && s == 0 && w == 0)
