@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device call: build the torch door (reusing .device_build objects),
+# One device call: build the torch door (reusing .device_build objects, which
+# tools/device_prep.sh compiles on the CPU box with everything else carried),
 # then the steps named in $STEPS (default: test sanitize bench), logs to $OUT.
 #   STEPS="test" bash tests/gpu/run_device.sh
 #   STEPS=suite SUITE_SEQLENS=8192 bash tests/gpu/run_device.sh   (carry .anchors/fmv3.tgz for the V3 baseline)
