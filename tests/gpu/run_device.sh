@@ -44,6 +44,9 @@ for step in $STEPS; do
     racecheck)
       timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool racecheck --error-exitcode 9 python tests/gpu/sanitize_cases.py --quick > "$OUT/racecheck.log" 2>&1
       echo "racecheck rc=$?"; tail -4 "$OUT/racecheck.log" ;;
+    synccheck)
+      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool synccheck --error-exitcode 9 python tests/gpu/sanitize_cases.py --quick > "$OUT/synccheck.log" 2>&1
+      echo "synccheck rc=$?"; tail -4 "$OUT/synccheck.log" ;;
     ncu)
       # ours (sm80 kernels: FLASHMASK_DISABLE_SM90=1 on Hopper) next to FA2 (SDPA flash), causal.
       FLASHMASK_DISABLE_SM90=1 timeout ${NCU_TIMEOUT:-150} ncu --profile-from-start off -k regex:"fwd_kernel|dkdv|flash_fwd|flash_bwd" \
@@ -109,7 +112,8 @@ for step in $STEPS; do
       done ;;
     ab)
       # benchmarks/ab_builds.py: this tree's build (BASE) against each variant
-      # prebuilt by tools/ab_tree.sh (NEW), linked here, at each of AB_SEQLENS
+      # prebuilt by tools/ab_tree.sh (NEW), linked here, at each of AB_SEQLENS and
+      # AB_HEAD_DIMS (default 128), and with AB_DET=1 also each deterministic backward
       for v in ${AB_VARIANTS:-}; do
         # the objects a variant shares with this tree (tools/ab_tree.sh dropped them), and the headers
         cp -n .device_build/core/* .device_build/ab/$v/.device_build/core/
@@ -118,10 +122,15 @@ for step in $STEPS; do
           echo "ab: build of $v failed"; tail -20 "$OUT/ab_build_$v.log"; continue
         fi
         for s in ${AB_SEQLENS:-8192}; do
-          echo "== ab $v, S = $s"
-          timeout ${AB_TIMEOUT:-200} python benchmarks/ab_builds.py run paddle_flashmask/torch/_flashmask_torch.so \
-            .device_build/ab/$v/paddle_flashmask/torch/_flashmask_torch.so --seqlen $s ${AB_ARGS:-} \
-            --json "$OUT/ab_${v}_$s.json" 2>&1 | tail -16
+          for d in ${AB_HEAD_DIMS:-128}; do
+            for det in "" ${AB_DET:+--deterministic}; do
+              tag=${v}_${s}_d$d${det:+_det}
+              echo "== ab $v, S = $s, d = $d ${det}"
+              timeout ${AB_TIMEOUT:-200} python benchmarks/ab_builds.py run paddle_flashmask/torch/_flashmask_torch.so \
+                .device_build/ab/$v/paddle_flashmask/torch/_flashmask_torch.so --seqlen $s --head-dim $d $det \
+                ${AB_ARGS:-} --json "$OUT/ab_$tag.json" 2>&1 | tail -16
+            done
+          done
         done
       done ;;
     suite)
