@@ -135,10 +135,7 @@ def run(args):
             for name, path in builds.items():
                 out = os.path.join(tmp, f"{name}_{rnd}.json")
                 cmd = [sys.executable, os.path.abspath(__file__), "_round", path, name, "--out", out,
-                       "--seqlen", str(s), "--head-dim", str(d), "--tokens", str(args.tokens),
-                       "--heads", str(h), "--reps", str(args.reps), "--masks", *args.masks]
-                if args.deterministic:
-                    cmd.append("--deterministic")
+                       *case_argv(args)]
                 if rnd == 0:
                     cmd += ["--samples", tmp]
                 subprocess.run(cmd, check=True)
@@ -223,13 +220,21 @@ def report(args):
     update_section("ab_builds", "\n".join(lines))
 
 
+CASE_INTS = (("--seqlen", 8192), ("--head-dim", 128), ("--tokens", 128 * 1024), ("--heads", 32), ("--reps", 8))
+
+
 def case_args(parser):
-    """What `run` passes on to each `_round`: the shapes, reps and masks."""
-    for flag, default in (("--seqlen", 8192), ("--head-dim", 128), ("--tokens", 128 * 1024), ("--heads", 32),
-                          ("--reps", 8)):
+    """What `run` passes on to each `_round`: the shapes, reps, masks and mode."""
+    for flag, default in CASE_INTS:
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--masks", nargs="+", default=list(PAPER_MASKS), choices=PAPER_MASKS)
     parser.add_argument("--deterministic", action="store_true", help="both builds' deterministic backward")
+
+
+def case_argv(args):
+    """The case_args of `args` as command-line arguments again (for a `_round`)."""
+    argv = [x for flag, _ in CASE_INTS for x in (flag, str(getattr(args, flag[2:].replace("-", "_"))))]
+    return argv + ["--masks", *args.masks] + (["--deterministic"] if args.deterministic else [])
 
 
 def main():
