@@ -38,15 +38,11 @@ for step in $STEPS; do
     det)
       FLASHMASK_DETERMINISTIC=1 timeout 120 python -m pytest tests/gpu -q -k "deterministic or layouts" -p no:cacheprovider > "$OUT/pytest_det.log" 2>&1
       echo "pytest det rc=$?"; tail -5 "$OUT/pytest_det.log" ;;
-    memcheck)
-      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool memcheck --error-exitcode 9 python tests/gpu/sanitize_cases.py > "$OUT/memcheck.log" 2>&1
-      echo "memcheck rc=$?"; tail -4 "$OUT/memcheck.log" ;;
-    racecheck)
-      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool racecheck --error-exitcode 9 python tests/gpu/sanitize_cases.py --quick > "$OUT/racecheck.log" 2>&1
-      echo "racecheck rc=$?"; tail -4 "$OUT/racecheck.log" ;;
-    synccheck)
-      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool synccheck --error-exitcode 9 python tests/gpu/sanitize_cases.py --quick > "$OUT/synccheck.log" 2>&1
-      echo "synccheck rc=$?"; tail -4 "$OUT/synccheck.log" ;;
+    memcheck|racecheck|synccheck)
+      # compute-sanitizer's tool of that name over tests/gpu/sanitize_cases.py (memcheck: every case)
+      quick=--quick; [ $step = memcheck ] && quick=""
+      timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool $step --error-exitcode 9 python tests/gpu/sanitize_cases.py $quick > "$OUT/$step.log" 2>&1
+      echo "$step rc=$?"; tail -4 "$OUT/$step.log" ;;
     ncu)
       # ours (sm80 kernels: FLASHMASK_DISABLE_SM90=1 on Hopper) next to FA2 (SDPA flash), causal.
       FLASHMASK_DISABLE_SM90=1 timeout ${NCU_TIMEOUT:-150} ncu --profile-from-start off -k regex:"fwd_kernel|dkdv|flash_fwd|flash_bwd" \
