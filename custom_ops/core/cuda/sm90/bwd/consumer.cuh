@@ -67,8 +67,10 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   Tensor rdS = make_tensor<Element>(tSrdP.layout());
   Tensor tdVrP = make_tensor(rP.data(), acc_as_a_layout(tSrS.layout()));
   Tensor tdKrdS = make_tensor(rdS.data(), acc_as_a_layout(tSrdP.layout()));
-  // (MMA, MMA_M, MMA_N, 2), same order as rdS; swizzle on offsets: shared stores
-  Tensor tdSsdS = thr_sdp.partition_C(as_position_independent_swizzle_tensor(sdSt));
+  // dS^T to smem by stmatrix: (CPY, CPY_M, CPY_N, 2 buffers)
+  auto thr_stsm = stsm_copy<Element>(mma_sdp).get_thread_slice(tidx);
+  Tensor tdSsdS = thr_stsm.partition_D(as_position_independent_swizzle_tensor(sdSt));
+  Tensor tdSrdS = thr_stsm.retile_S(rdS);
 
   const int c0 = n * BN;
   MaskGeom g = mask_geom(p);
@@ -94,7 +96,7 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
         // dV += P^T dO (registers x smem)
         wg_gemm(mma_dkv, tdVrP, tdVrdO(_, _, _, do_read.index()), tdVrdV, false);
         // dS to smem for dQ (both warpgroups' halves)
-        store_pairs<Element>(rdS, tdSsdS(_, _, _, ds_buf));
+        copy(stsm_copy<Element>(mma_sdp), tdSrdS, tdSsdS(_, _, _, ds_buf));
         // d128: dQ = dS K, then dK += dS^T Q (groups complete in order: dV,
         // dQ, dK), so the dQ smem write overlaps dK. d64 (BM = 128, bf16 dS^T
         // is 32 registers) issues dK first and waits for all: no spills.

@@ -85,9 +85,12 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   // P^T and dS^T in the element type, on their way to smem
   Tensor rP = make_tensor<Element>(tSrS.layout());
   Tensor rdS = make_tensor<Element>(tSrdP.layout());
-  // (MMA, MMA_M, MMA_N, 1), same order as rP; swizzle on offsets: shared stores
-  Tensor tPsP = thr_sdp.partition_C(as_position_independent_swizzle_tensor(sPt));
-  Tensor tdSsdS = thr_sdp.partition_C(as_position_independent_swizzle_tensor(sdSt));
+  // to smem by stmatrix: (CPY, CPY_M, CPY_N, 1 buffer)
+  auto thr_stsm = stsm_copy<Element>(mma_sdp).get_thread_slice(tidx);
+  Tensor tPsP = thr_stsm.partition_D(as_position_independent_swizzle_tensor(sPt));
+  Tensor tdSsdS = thr_stsm.partition_D(as_position_independent_swizzle_tensor(sdSt));
+  Tensor tPrP = thr_stsm.retile_S(rP);
+  Tensor tdSrdS = thr_stsm.retile_S(rdS);
 
   const int c0 = n * BN;
   MaskGeom g = mask_geom(p);
@@ -110,8 +113,8 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
                                  tSrdP, s_rc, dp_rc, cs_rc, rP, rdS, m, kind == kPartial, scale_log2, smem_iv);
         // 2. P^T, dS^T -> smem
         cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarPdsFree);
-        store_pairs<Element>(rP, tPsP(_, _, _, 0));
-        store_pairs<Element>(rdS, tdSsdS(_, _, _, 0));
+        copy(stsm_copy<Element>(mma_sdp), tPrP, tPsP(_, _, _, 0));
+        copy(stsm_copy<Element>(mma_sdp), tdSrdS, tdSsdS(_, _, _, 0));
         cutlass::arch::fence_view_async_shared();
         cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarDs);
 

@@ -164,6 +164,17 @@ __device__ __forceinline__ void scores_and_grads(
   convert_into(tSrdP, rdS);
 }
 
+// stmatrix stores of a converted S^T-shaped accumulator fragment (P^T, dS^T)
+// into its smem view: four 8x8 tiles per instruction, 4 for a warpgroup's
+// 64 x 64 tile where 4-byte stores of query pairs take 16. The view's runs of
+// 8 queries are contiguous (the queries-contiguous dS / P layouts).
+// stsm_copy: the tiled copy; its thread slice partitions the smem view
+// (partition_D) and retiles the fragment (retile_S).
+template <typename Element, class Mma>
+__device__ __forceinline__ auto stsm_copy(const Mma& mma) {
+  return make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma);
+}
+
 // A converted accumulator fragment into its smem view (same partition order):
 // pairs of adjacent queries, 4-byte stores, conflict-free under the swizzle.
 template <typename Element, class Frag, class Dst>

@@ -44,6 +44,8 @@ struct ConsumerMainloop {
   using Element = typename Traits::Element;
   using SS = typename Traits::SharedStorage;
   static constexpr int BM = Traits::kBlockM, BN = Traits::kBlockN, D = Traits::kHeadDim;
+  // CuTe's descriptor steps (sm90/common/wgmma.cuh: 64-bit ones made d256 slower here)
+  static constexpr bool kDesc64 = false;
 
   const KernelParams<Traits>& p;
   SS& ss;
@@ -174,7 +176,7 @@ struct ConsumerMainloop {
         // first key block: S = Q K^T, no P V yet
         pipe_k.consumer_wait(k_read);
         turn_wait();
-        wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
+        wg_gemm<kDesc64>(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
         turn_pass();
         release_staged();  // the last tile's O store has long been read: no wait, under the GEMM
         warpgroup_wait<0>();
@@ -191,9 +193,9 @@ struct ConsumerMainloop {
           if (msg.x != kMsgKey) break;
           pipe_k.consumer_wait(k_read);
           turn_wait();
-          wg_gemm(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
+          wg_gemm<kDesc64>(mma_qk, tSrQi, tSrK(_, _, _, k_read.index()), tSrS, true);
           pipe_v.consumer_wait(v_read);  // inside the turn, as FA3
-          wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+          wg_gemm<kDesc64>(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
           turn_pass();
           warpgroup_wait<1>();  // S' done (P V may still run)
           warpgroup_fence_operand(tSrS);
@@ -213,7 +215,7 @@ struct ConsumerMainloop {
         q_done();
         pipe_v.consumer_wait(v_read);
         turn_wait();
-        wg_gemm(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
+        wg_gemm<kDesc64>(mma_pv, tOrP, tOrV(_, _, _, v_read.index()), tOrO, false);
         turn_pass();
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
