@@ -9,6 +9,7 @@ raise ValueError on every rank, after which one more collective proves no
 rank was left blocked. Prints one RESULT line per rank and exits non-zero on
 any failure.
 """
+import os
 import sys
 import traceback
 
@@ -237,7 +238,13 @@ def main():
         print(f"FAIL rank {rank}: {f}", flush=True)
     print(f"RESULT rank={rank} world={world} cases={n_ok + n_low + n_skip + n_bad} failures={len(failures)}",
           flush=True)
-    sys.exit(1 if failures else 0)
+    # Leave together and without Paddle's interpreter teardown: rank 0 hosts
+    # the TCP store, and its teardown once died with SIGSEGV after every rank
+    # had passed (CI, 2026-12-07), failing the launch. The verdict is above.
+    dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if failures else 0)
 
 
 if __name__ == "__main__":
