@@ -68,7 +68,8 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
   Tensor tdVrP = make_tensor(rP.data(), acc_as_a_layout(tSrS.layout()));
   Tensor tdKrdS = make_tensor(rdS.data(), acc_as_a_layout(tSrdP.layout()));
   // dS^T to smem by stmatrix: (CPY, CPY_M, CPY_N, 2 buffers)
-  auto thr_stsm = stsm_copy<Element>(mma_sdp).get_thread_slice(tidx);
+  auto stsm = stsm_copy<Element>(mma_sdp);
+  auto thr_stsm = stsm.get_thread_slice(tidx);
   Tensor tdSsdS = thr_stsm.partition_D(as_position_independent_swizzle_tensor(sdSt));
   Tensor tdSrdS = thr_stsm.retile_S(rdS);
 
@@ -96,7 +97,7 @@ __device__ __forceinline__ void consumer_warpgroups(const BwdKernelParams<Traits
         // dV += P^T dO (registers x smem)
         wg_gemm(mma_dkv, tdVrP, tdVrdO(_, _, _, do_read.index()), tdVrdV, false);
         // dS to smem for dQ (both warpgroups' halves)
-        copy(stsm_copy<Element>(mma_sdp), tdSrdS, tdSsdS(_, _, _, ds_buf));
+        copy(stsm, tdSrdS, tdSsdS(_, _, _, ds_buf));
         // d128: dQ = dS K, then dK += dS^T Q (groups complete in order: dV,
         // dQ, dK), so the dQ smem write overlaps dK. d64 (BM = 128, bf16 dS^T
         // is 32 registers) issues dK first and waits for all: no spills.

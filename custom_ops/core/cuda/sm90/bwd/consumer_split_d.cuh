@@ -86,7 +86,8 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
   Tensor rP = make_tensor<Element>(tSrS.layout());
   Tensor rdS = make_tensor<Element>(tSrdP.layout());
   // to smem by stmatrix: (CPY, CPY_M, CPY_N, 1 buffer)
-  auto thr_stsm = stsm_copy<Element>(mma_sdp).get_thread_slice(tidx);
+  auto stsm = stsm_copy<Element>(mma_sdp);
+  auto thr_stsm = stsm.get_thread_slice(tidx);
   Tensor tPsP = thr_stsm.partition_D(as_position_independent_swizzle_tensor(sPt));
   Tensor tdSsdS = thr_stsm.partition_D(as_position_independent_swizzle_tensor(sdSt));
   Tensor tPrP = thr_stsm.retile_S(rP);
@@ -113,8 +114,8 @@ __device__ __forceinline__ void consumer_warpgroups_split_d(const BwdKernelParam
                                  tSrdP, s_rc, dp_rc, cs_rc, rP, rdS, m, kind == kPartial, scale_log2, smem_iv);
         // 2. P^T, dS^T -> smem
         cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarPdsFree);
-        copy(stsm_copy<Element>(mma_sdp), tPrP, tPsP(_, _, _, 0));
-        copy(stsm_copy<Element>(mma_sdp), tdSrdS, tdSsdS(_, _, _, 0));
+        copy(stsm, tPrP, tPsP(_, _, _, 0));
+        copy(stsm, tdSrdS, tdSsdS(_, _, _, 0));
         cutlass::arch::fence_view_async_shared();
         cutlass::arch::NamedBarrier::sync(Traits::kNumMmaThreads, Traits::kBarDs);
 

@@ -168,8 +168,8 @@ __device__ __forceinline__ void scores_and_grads(
 // into its smem view: four 8x8 tiles per instruction, 4 for a warpgroup's
 // 64 x 64 tile where 4-byte stores of query pairs take 16. The view's runs of
 // 8 queries are contiguous (the queries-contiguous dS / P layouts).
-// stsm_copy: the tiled copy; its thread slice partitions the smem view
-// (partition_D) and retiles the fragment (retile_S).
+// stsm_copy: the tiled copy (cute::copy's first argument); its thread slice
+// partitions the smem view (partition_D) and retiles the fragment (retile_S).
 template <typename Element, class Mma>
 __device__ __forceinline__ auto stsm_copy(const Mma& mma) {
   return make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma);
