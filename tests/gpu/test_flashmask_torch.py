@@ -216,6 +216,35 @@ def test_deterministic_many_key_blocks(causal, ncols):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("d", [64, 128])  # the Hopper backward's key-split consumer (64 keys per warpgroup)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_masked_key_halves(d, causal, deterministic):
+    """Key blocks of 128 whose two 64-key halves are each fully masked for
+    some query blocks while the block's merged bounds say partial (the
+    Hopper backward gives each consumer warpgroup one half). Non-causal: in
+    key block 0, keys 0-63 mask rows [0, 256) by the lower band and keys
+    64-127 by the upper band; key block 1's halves mask rows [64, 320) and
+    [192, 320). Causal: key block 1's first half masks rows [128, 192), where
+    its second half is above the diagonal."""
+    b, s, h = 1, 520, 2
+    full = torch.full((s,), s, dtype=torch.int32)
+    zero = torch.zeros(s, dtype=torch.int32)
+    lts, lte = full.clone(), full.clone()
+    if causal:
+        lts[128:192], lte[128:192] = 128, 192
+        idx = torch.stack([lts, lte], -1)
+    else:
+        uts, ute = zero.clone(), zero.clone()
+        lts[0:64], lte[0:64] = 0, 256
+        uts[64:128], ute[64:128] = 0, 256
+        lts[128:192], lte[128:192] = 64, 320
+        lts[192:256], lte[192:256] = 192, 320
+        idx = torch.stack([lts, lte, uts, ute], -1)
+    idx = idx.view(1, 1, s, -1).expand(b, 1, s, idx.shape[-1]).contiguous()
+    run_case(b, s, s, h, h, d, torch.bfloat16, causal, idx, deterministic=deterministic)
+
+
 @pytest.mark.parametrize("d", [64, 128])
 def test_misaligned_views(d):
     """q, k, v as dense views 2 bytes past a 16-byte boundary: the door copies
