@@ -252,14 +252,23 @@ def v3_table(group):
     return lines
 
 
+def _device_lines(metas):
+    """The card and torch of the runs; each command names its own when they differ."""
+    kinds = {(m["device"], m["torch"]) for m in metas}
+    if len(kinds) == 1:
+        return [f"- device: {metas[0]['device']}; torch {metas[0]['torch']}"] + \
+               [f"- command: `{m['command']}`" for m in metas]
+    return ["- devices: each command's own (ratios are only ever taken within one run)"] + \
+           [f"- command ({m['device']}, torch {m['torch']}, {m['date']}): `{m['command']}`" for m in metas]
+
+
 def markdown(rows, metas, ours="sm90a forward and backward"):
     m0 = metas[0]
     lines = [
         "## The paper's twelve masks on the GPU: FlashMask vs FlexAttention and cuDNN",
         "",
         f"- date: {', '.join(sorted({m['date'] for m in metas}))}",
-        f"- device: {m0['device']}; torch {m0['torch']}",
-        *[f"- command: `{m['command']}`" for m in metas],
+        *_device_lines(metas),
         f"- B*S = {m0['tokens']} tokens, H = {m0['heads']}, bf16; masks from "
         "`paddle_flashmask.paper_masks` (seed 0); sparsity-aware TFLOP/s (fwd = 4*D*unmasked pairs, "
         "bwd = 2.5*fwd); median CUDA-event times; bwd = total - fwd.",

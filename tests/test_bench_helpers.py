@@ -148,6 +148,20 @@ def test_suite_report_v3_columns_ratios_and_missing_entries():
     assert "- fmv3 = the official FlashMask V3" in md
 
 
+def test_suite_report_names_each_runs_card_when_they_differ():
+    import mask_suite
+
+    rows = [_suite_row("causal", {"flashmask": _timing(8.0, 30.0), "flex": _timing(12.0, 45.0)})]
+    h200 = {**SUITE_META, "device": "NVIDIA H200", "command": "python benchmarks/mask_suite.py run --seqlens 32768"}
+    md = mask_suite.markdown(rows, [SUITE_META])
+    assert "- device: NVIDIA H100 80GB HBM3; torch 2.11.0" in md and "devices:" not in md
+    md = mask_suite.markdown(rows, [SUITE_META, h200])
+    assert "- device:" not in md
+    assert ("- command (NVIDIA H100 80GB HBM3, torch 2.11.0, 2026-12-06 00:00 UTC): "
+            "`python benchmarks/mask_suite.py run`") in md
+    assert "- command (NVIDIA H200, torch 2.11.0, 2026-12-06 00:00 UTC): `python benchmarks/mask_suite.py run --seqlens 32768`" in md
+
+
 def test_suite_report_without_v3_has_no_v3_table():
     import mask_suite
 
