@@ -162,6 +162,40 @@ def test_suite_report_names_each_runs_card_when_they_differ():
     assert "- command (NVIDIA H200, torch 2.11.0, 2026-12-06 00:00 UTC): `python benchmarks/mask_suite.py run --seqlens 32768`" in md
 
 
+def test_suite_report_dates_the_rows_of_an_older_run_at_the_same_length():
+    """A length whose rows come from two runs: the older run's masks carry its date (in the
+    main table and the V3 table); another length's single run is not marked."""
+    import mask_suite
+
+    new, old = "2026-12-07 15:06 UTC", "2026-11-25 00:19 UTC"
+    v3 = {**_timing(12.0, 50.0), "max_abs_diff_vs_flashmask": 0.0039}
+    rows = [{**_suite_row("causal", {"flashmask": _timing(8.0, 30.0), "fmv3": v3}, seqlen=32768), "run_date": new},
+            {**_suite_row("document", {"flashmask": _timing(8.0, 30.0)}, seqlen=32768), "run_date": old},
+            {**_suite_row("causal", {"flashmask": _timing(8.0, 30.0)}), "run_date": old}]
+    md = mask_suite.markdown(rows, [SUITE_META])
+    assert "- a mask shown with a date comes from that earlier run" in md
+    s32, s8 = md[md.index("### S = 32768"):], md[md.index("### S = 8192"):md.index("### S = 32768")]
+    assert set(_table_rows(s32, "| mask | density")) == {"causal", "document (2026-11-25)"}
+    assert set(_table_rows(s32, "| mask | our fwd ms | V3 fwd ms")) == {"causal", "document (2026-11-25)"}
+    assert set(_table_rows(s8, "| mask | density")) == {"causal"}
+    # the bars are against flex: a length without its timings has no line (and does not fail)
+    assert "S = 32768" not in mask_suite.targets(rows)
+
+
+def test_suite_report_keeps_the_newest_run_of_each_config():
+    import mask_suite
+
+    def row(mask, date, ms, d=128):
+        return {**_suite_row(mask, {"flashmask": _timing(ms, 4 * ms)}, seqlen=32768), "head_dim": d, "run_date": date}
+
+    old, new = "2026-11-25 00:19 UTC", "2026-12-07 15:06 UTC"
+    rows = [row("causal", old, 9.0), row("document", old, 7.0), row("causal", old, 5.0, d=256),
+            row("causal", new, 8.0)]
+    kept = mask_suite.newest_rows(rows)
+    assert [(r["mask"], r["head_dim"], r["run_date"]) for r in kept] == [
+        ("document", 128, old), ("causal", 256, old), ("causal", 128, new)]
+
+
 def test_suite_report_without_v3_has_no_v3_table():
     import mask_suite
 
