@@ -419,7 +419,7 @@ def plot(rows, out_dir, prefix="gpu_suite"):
             heads = f"H = {h}, Hk = {hk}" if gqa else f"H = {h}"
             ax.set_title(f"{title}, S = {s}, B*S = {group[0]['batch'] * s}, {heads}, D = 128, bf16")
             ax.grid(axis="y", alpha=0.3)
-        axes[1].set_xticks(x, [r["mask"] for r in group], rotation=30, ha="right")
+        axes[1].set_xticks(x, [_label(r) for r in group], rotation=30, ha="right")
         axes[0].legend(ncol=len(impls), fontsize=8)
         fig.tight_layout()
         name = "mask_suite" if prefix == "gpu_suite" else prefix
@@ -439,7 +439,7 @@ def cmd_report(args):
         rows += [{**r, "run_date": data["meta"]["date"]} for r in data["rows"]]
         metas.append(data["meta"])
     order = {m: i for i, m in enumerate(PAPER_MASKS)}
-    rows = sorted(newest_rows(rows), key=lambda r: order.get(r["mask"], len(order)))  # the paper's order
+    rows = _mark_older_runs(sorted(newest_rows(rows), key=lambda r: order.get(r["mask"], len(order))))
     metas = [m for m in metas if any(r["run_date"] == m["date"] for r in rows)]
     md = "\n".join(part.rstrip("\n") + "\n" for part in (markdown(rows, metas, args.ours), targets(rows)) if part)
     if args.title:
