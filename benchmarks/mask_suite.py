@@ -269,8 +269,8 @@ def _label(r):
 
 
 def _mark_older_runs(rows):
-    """Copies of rows; where one length's rows come from several runs (cmd_report sets
-    run_date), those not from the newest run get older_run = their run's date."""
+    """The rows as a new list; where one length's rows come from several runs (cmd_report sets
+    run_date), those not from the newest run become copies with older_run = their run's date."""
     newest = {}
     for r in rows:
         if r.get("run_date"):
