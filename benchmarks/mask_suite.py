@@ -400,6 +400,7 @@ def plot(rows, out_dir, prefix="gpu_suite"):
     import matplotlib.pyplot as plt
 
     os.makedirs(out_dir, exist_ok=True)
+    rows = _mark_older_runs(rows)
     paths = []
     for s, hk in sorted({(r["seqlen"], _kv_heads(r)) for r in rows}, key=lambda k: (-k[1], k[0])):
         group = [r for r in rows if r["seqlen"] == s and r["head_dim"] == 128 and _kv_heads(r) == hk]
@@ -439,7 +440,7 @@ def cmd_report(args):
         rows += [{**r, "run_date": data["meta"]["date"]} for r in data["rows"]]
         metas.append(data["meta"])
     order = {m: i for i, m in enumerate(PAPER_MASKS)}
-    rows = _mark_older_runs(sorted(newest_rows(rows), key=lambda r: order.get(r["mask"], len(order))))
+    rows = sorted(newest_rows(rows), key=lambda r: order.get(r["mask"], len(order)))  # the paper's order
     metas = [m for m in metas if any(r["run_date"] == m["date"] for r in rows)]
     md = "\n".join(part.rstrip("\n") + "\n" for part in (markdown(rows, metas, args.ours), targets(rows)) if part)
     if args.title:
