@@ -263,19 +263,25 @@ def newest_rows(rows):
     return [r for r in rows if id(r) in keep]
 
 
+def _table_key(r):
+    """The table a row lands in: its length, head dim and KV heads."""
+    return r["seqlen"], r["head_dim"], _kv_heads(r)
+
+
 def _label(r):
-    """A row's mask, with its run's date where an older run than its length's newest gave it."""
+    """A row's mask, with its run's date where an older run than its table's newest gave it."""
     return r["mask"] + (f" ({r['older_run'][:10]})" if r.get("older_run") else "")
 
 
 def _mark_older_runs(rows):
-    """The rows as a new list; where one length's rows come from several runs (cmd_report sets
-    run_date), those not from the newest run become copies with older_run = their run's date."""
+    """The rows as a new list; where one table's rows (one length, head dim and KV heads) come
+    from several runs (cmd_report sets run_date), those not from its newest run become copies
+    with older_run = their run's date."""
     newest = {}
     for r in rows:
         if r.get("run_date"):
-            newest[r["seqlen"]] = max(newest.get(r["seqlen"], ""), r["run_date"])
-    return [{**r, "older_run": r["run_date"]} if r.get("run_date") and r["run_date"] != newest[r["seqlen"]]
+            newest[_table_key(r)] = max(newest.get(_table_key(r), ""), r["run_date"])
+    return [{**r, "older_run": r["run_date"]} if r.get("run_date") and r["run_date"] != newest[_table_key(r)]
             else r for r in rows]
 
 

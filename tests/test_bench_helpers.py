@@ -171,10 +171,12 @@ def test_suite_report_dates_the_rows_of_an_older_run_at_the_same_length():
     v3 = {**_timing(12.0, 50.0), "max_abs_diff_vs_flashmask": 0.0039}
     rows = [{**_suite_row("causal", {"flashmask": _timing(8.0, 30.0), "fmv3": v3}, seqlen=32768), "run_date": new},
             {**_suite_row("document", {"flashmask": _timing(8.0, 30.0)}, seqlen=32768), "run_date": old},
-            {**_suite_row("causal", {"flashmask": _timing(8.0, 30.0)}), "run_date": old}]
+            {**_suite_row("causal", {"flashmask": _timing(8.0, 30.0)}), "run_date": old},
+            # a newer run of another head dim at 8K dates nothing in the D = 128 table
+            {**_suite_row("causal", {"flashmask": _timing(8.0, 30.0)}), "head_dim": 256, "run_date": new}]
     md = mask_suite.markdown(rows, [SUITE_META])
     assert "- a mask shown with a date comes from that earlier run" in md
-    s32, s8 = md[md.index("### S = 32768"):], md[md.index("### S = 8192"):md.index("### S = 32768")]
+    s32, s8 = md[md.index("### S = 32768"):], md[md.index("### S = 8192, D = 128"):md.index("### S = 32768")]
     assert set(_table_rows(s32, "| mask | density")) == {"causal", "document (2026-11-25)"}
     assert set(_table_rows(s32, "| mask | our fwd ms | V3 fwd ms")) == {"causal", "document (2026-11-25)"}
     assert set(_table_rows(s8, "| mask | density")) == {"causal"}
