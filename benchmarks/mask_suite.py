@@ -321,8 +321,8 @@ def markdown(rows, metas, ours="sm90a forward and backward"):
         lines.append("- GQA sections: Hk KV heads shared by H query heads (flex and SDPA with enable_gqa=True; "
                      "V3's build is MHA-only); FLOPs count the query heads.")
     if any(r.get("older_run") for r in rows):
-        lines.append("- a mask shown with a date comes from that earlier run, which the newest run at its "
-                     "length did not repeat: its figures predate the kernel changes made since.")
+        lines.append("- a mask shown with a date comes from that earlier run, which the newest run of its "
+                     "table (length, head dim) did not repeat: its figures are from the build of that run.")
     if not all(m.get("grad_reset") for m in metas):
         lines.append("- these runs' totals include autograd's accumulation into .grad from the second "
                      "repetition on (about 3 ms per call at B*S = 128K, H = 32, D = 128; the same for every "
