@@ -252,20 +252,20 @@ def v3_table(group):
     return lines
 
 
+def _table_key(r):
+    """The table a row lands in: its length, head dim and KV heads."""
+    return r["seqlen"], r["head_dim"], _kv_heads(r)
+
+
 def newest_rows(rows):
-    """One row per (mask, S, D, KV heads): the newest run's (run_date), in first-seen order."""
+    """One row per mask of each table: the newest run's (run_date), in first-seen order."""
     best = {}
     for r in rows:
-        key = (r["mask"], r["seqlen"], r["head_dim"], _kv_heads(r))
+        key = (r["mask"], *_table_key(r))
         if key not in best or r["run_date"] > best[key]["run_date"]:
             best[key] = r
     keep = {id(r) for r in best.values()}
     return [r for r in rows if id(r) in keep]
-
-
-def _table_key(r):
-    """The table a row lands in: its length, head dim and KV heads."""
-    return r["seqlen"], r["head_dim"], _kv_heads(r)
 
 
 def _label(r):

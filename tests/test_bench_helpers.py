@@ -162,9 +162,10 @@ def test_suite_report_names_each_runs_card_when_they_differ():
     assert "- command (NVIDIA H200, torch 2.11.0, 2026-12-06 00:00 UTC): `python benchmarks/mask_suite.py run --seqlens 32768`" in md
 
 
-def test_suite_report_dates_the_rows_of_an_older_run_at_the_same_length():
-    """A length whose rows come from two runs: the older run's masks carry its date (in the
-    main table and the V3 table); another length's single run is not marked."""
+def test_suite_report_dates_the_rows_of_an_older_run_in_the_same_table():
+    """A table (length, head dim) whose rows come from two runs: the older run's masks carry its
+    date (in the main table and the V3 table); a table with a single run is not marked, even
+    where a newer run filled another head dim at its length."""
     import mask_suite
 
     new, old = "2026-12-07 15:06 UTC", "2026-11-25 00:19 UTC"
