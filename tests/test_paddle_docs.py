@@ -1,7 +1,8 @@
 """Paddle's own documentation of `paddle.nn.functional.flashmask_attention` (the
 installed wheel's docstring), run against ours with only the function swapped: its
 runnable example and each named mask example (code + the dense 0/1 matrix drawn
-above it) must match; and our signature is Paddle's, plus V4's learnable_sink."""
+above it) must match; and our signature is Paddle's, plus V4's learnable_sink. The
+block_mask example of FlashMask's own documentation runs too (Paddle 3.3.1's docstring has none)."""
 import inspect
 import re
 
@@ -11,7 +12,7 @@ import pytest
 
 import paddle_flashmask as pfm
 from attention_cases import rel_err
-from reference import dense_attention
+from reference import dense_allowed, dense_attention
 
 DOC = inspect.getdoc(paddle.nn.functional.flashmask_attention)
 
@@ -95,3 +96,32 @@ def test_signature_is_paddles_plus_learnable_sink():
     ours = shape(pfm.flashmask_attention)
     assert ours[:-1] == paddles
     assert ours[-1] == ("learnable_sink", inspect.Parameter.KEYWORD_ONLY, None)
+
+
+def test_flashmask_readme_block_mask_example():
+    """The block_mask example of FlashMask's own documentation (PaddlePaddle/flash-attention,
+    flashmask README, "Implementation Example"; Paddle 3.3.1's docstring has none): GQA 16 / 4
+    heads, d = dv = 128, bfloat16, a causal sliding window built from one LTS column, a random
+    0/1 block mask of shape [B, 1, ceil(Sq/128), ceil(Sk/128)], return_softmax_lse=True. Its
+    `paddle.set_flags({'FLAGS_flash_attn_version': 3})` picks Paddle's kernel and has no
+    counterpart here (a CPU Paddle refuses the flag), so that line is the one left out."""
+    paddle.seed(2024)
+    batch, seqlen, heads, heads_kv, d = 28, 128, 16, 4, 128
+    q = paddle.randn([batch, seqlen, heads, d], dtype=paddle.bfloat16)
+    k = paddle.randn([batch, seqlen, heads_kv, d], dtype=paddle.bfloat16)
+    v = paddle.randn([batch, seqlen, heads_kv, d], dtype=paddle.bfloat16)
+    window = int(1024 * seqlen / 8192)  # the example's default window, scaled from 8K
+    startend = paddle.clip(paddle.arange(window, seqlen + window, dtype="int32").reshape((1, 1, seqlen, 1)),
+                           max=seqlen).repeat_interleave(batch, 0)
+    block_mask = paddle.randint(0, 2, [batch, 1, 1, 1], dtype=paddle.int32)
+    assert 0 < int(block_mask.sum()) < batch  # both kinds of batch in the draw
+    out, lse = pfm.flashmask_attention(q, k, v, startend_row_indices=startend, causal=True,
+                                       return_softmax_lse=True, block_mask=block_mask)
+    assert out.shape == [batch, seqlen, heads, d] and out.dtype == paddle.bfloat16
+    allowed = dense_allowed(startend, True, seqlen, seqlen, block_mask=block_mask)
+    ref, ref_lse = dense_attention(q, k, v, allowed, compute_dtype="float64")
+    assert rel_err(out, ref) <= 1e-2  # bfloat16 output
+    dropped = block_mask.numpy()[:, 0, 0, 0] == 0
+    assert (out.numpy()[dropped] == 0).all()  # a dropped block leaves its rows nothing to see
+    kept_lse, kept_ref = lse.numpy()[~dropped], ref_lse.numpy()[~dropped]
+    assert np.allclose(kept_lse, kept_ref, atol=1e-2)
