@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -73,6 +74,10 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
               "key and value differ in batch, seqlen or heads");
   TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "q, k, v on different devices");
   TORCH_CHECK(k.size(0) == q.size(0) && k.size(3) == q.size(3), "key batch/head_dim differ from query");
+  // the core's sizes are int32 (as the Paddle door checks): a wider dim would wrap
+  for (const at::Tensor* t : {&q, &k, &v})
+    for (int64_t d : t->sizes())
+      TORCH_CHECK(d <= std::numeric_limits<int32_t>::max(), "q, k, v dims must be at most 2^31 - 1, got ", d);
   if (mask) {
     const at::Tensor& m = *mask;
     TORCH_CHECK(m.scalar_type() == at::kInt && m.dim() == 4 && m.size(0) == q.size(0) &&

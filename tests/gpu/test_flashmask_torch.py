@@ -310,6 +310,15 @@ def test_input_checks():
             flashmask_attention(wide, wide, wide)
 
 
+def test_door_refuses_dims_past_int32():
+    """The C++ door itself (the Python checks refuse such sizes first): the core's sizes
+    are int32, so a batch of 2^32 + 1 (a stride-0 view) wrapped to 1 before the check."""
+    one = torch.zeros(1, 1, 1, 8, device=DEVICE, dtype=torch.bfloat16)
+    big = one.expand(2**32 + 1, 1, 1, 8)
+    with pytest.raises(RuntimeError, match=r"dims must be at most 2\^31 - 1, got 4294967297"):
+        _ext.load().forward(big, big, big, None, None, 0.0, False, 0.35, None, None, 0)
+
+
 @pytest.mark.parametrize("causal,ncols,kind", [(True, 1, "doc"), (True, 2, "random"), (False, 4, "random"),
                                                 (True, 0, "random"), (False, 0, "random")])
 @pytest.mark.parametrize("d", [64, 128, 256])

@@ -6,7 +6,8 @@
 //   * encode_column + the 2-interval test (the backward's) and the row bits
 //     of row_mask_word (the forward's) == element_masked, for every (row,
 //     column) of the partial blocks, keys past seqlen_k included;
-//   * causal-only blocks: the consumer's one-compare rule == element_masked.
+//   * causal-only blocks: the consumer's one-compare rule == element_masked;
+//   * BlockMaskView offsets past 2^31 (int64).
 //   nvcc -std=c++17 -I<repo>/custom_ops -I<cutlass>/include mask_host_test.cu -o t && ./t
 #include <cstdio>
 #include <random>
@@ -110,6 +111,21 @@ int main() {
           cases += 2;
         }
       }
+  // block_mask offsets past 2^31 (Sq = Sk = 2^31 - 2^16: 16.8M x 16.8M blocks): the last
+  // block's, and the first one whose int32 product wrapped (46341 x 46342 blocks)
+  {
+    const int sk = 2147418112, last = sk - 1;
+    BlockMaskView bm{nullptr, 1, (sk + kBlockMaskSize - 1) / kBlockMaskSize, 0, 0};
+    const int64_t want = int64_t(last / kBlockMaskSize) * bm.cols + last / kBlockMaskSize;
+    bm.cols = 46342;
+    const int64_t wrap = bm.offset(46341 * kBlockMaskSize, 0);
+    bm.cols = (sk + kBlockMaskSize - 1) / kBlockMaskSize;
+    if (bm.offset(last, last) != want || wrap != int64_t(46341) * 46342) {
+      std::printf("FAIL block_mask offset: %lld (want %lld), %lld\n", (long long)bm.offset(last, last),
+                  (long long)want, (long long)wrap);
+      ++errors;
+    }
+  }
   std::printf("%d cases, %ld causal-only blocks, %ld errors\n", cases, causal_only_blocks, errors);
   return errors || causal_only_blocks == 0 ? 1 : 0;
 }

@@ -60,11 +60,15 @@ struct BlockMaskView {
     if (blocks == nullptr) return nullptr;
     return blocks + b * batch_stride + mask_head_of(h, heads, num_heads, num_heads_k) * head_stride;
   }
+  // int64: a block row times cols passes 2^31 from Sq = Sk = 5.93M tokens (an 8 GiB block_mask)
+  FM90_HD int64_t offset(int r0, int c0) const {
+    return static_cast<int64_t>(r0 / kBlockMaskSize) * cols + c0 / kBlockMaskSize;
+  }
   FM90_HD bool kept(const int32_t* row, int r0, int c0) const {
 #if defined(__CUDA_ARCH__)
-    return row == nullptr || __ldg(row + (r0 / kBlockMaskSize) * cols + c0 / kBlockMaskSize) != 0;
+    return row == nullptr || __ldg(row + offset(r0, c0)) != 0;
 #else
-    return row == nullptr || row[(r0 / kBlockMaskSize) * cols + c0 / kBlockMaskSize] != 0;
+    return row == nullptr || row[offset(r0, c0)] != 0;
 #endif
   }
 };

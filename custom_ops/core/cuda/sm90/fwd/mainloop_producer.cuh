@@ -56,7 +56,7 @@ struct ProducerMainloop {
       fill(ss.meta[st.index()]);
       MaskWarps<Traits>::post(ss, jobs, st.index());
     }
-    ++jobs;
+    if (++jobs == Traits::kJobPeriod) jobs = 0;
     ++st;
   }
 
@@ -80,7 +80,7 @@ struct ProducerMainloop {
     MaskGeom g = mask_geom(p);
     if (p.startend == nullptr) g.bounds = nullptr;
 
-    int jobs = 0;  // partial blocks handed to the mask warps
+    int jobs = 0;  // partial blocks handed to the mask warps, modulo kJobPeriod
     TileScheduler<Traits> sched(p);
     for (; sched.valid(); sched.advance()) {
       const WorkTile w = sched.decode();

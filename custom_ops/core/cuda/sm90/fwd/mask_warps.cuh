@@ -8,7 +8,8 @@
 //
 // Protocol (sm90/fwd/traits.h): the producer warp acquires the meta stage,
 // writes the head and the job (col0, r0), stores the stage in job slot
-// j % kJobSlots and arrives on that slot's barrier. Mask warp j % kMaskWarps
+// j % kJobSlots and arrives on that slot's barrier (j counts modulo
+// kJobPeriod on both sides). Mask warp j % kMaskWarps
 // waits for it, writes the bits and commits the message (its 32 lanes are the
 // stage's 32 producer arrivals). The producer's last messages are one
 // kMsgExit per mask warp, as jobs: each mask warp commits its own and
@@ -81,7 +82,7 @@ struct MaskWarps {
   __device__ void run(int self) {
     const int lane = threadIdx.x % 32;
     const MaskGeom g = mask_geom(p);  // its bounds go unused here
-    for (int j = self;; j += Traits::kMaskWarps) {
+    for (int j = self;; j = (j + Traits::kMaskWarps) % Traits::kJobPeriod) {
       if (lane == 0) wait_job(j);
       __syncwarp();  // lane 0's acquire of the job covers the warp
       const int stage = ss.job_stage[j % Traits::kJobSlots];

@@ -95,6 +95,10 @@ struct FwdTraits {
   static constexpr int kMaskWarps = 3;
   static constexpr int kJobSlots = 6;
   static_assert(kJobSlots % kMaskWarps == 0 && kJobSlots >= kMetaStages, "mask job slots");
+  // Job numbers run modulo kJobPeriod: a job's slot, its barrier's phase and its
+  // mask warp repeat with it, and a CTA's count of partial blocks may pass 2^31.
+  static constexpr int kJobPeriod = 2 * kJobSlots;
+  static_assert(kJobPeriod % kMaskWarps == 0, "a job keeps its mask warp across the wrap");
   static constexpr int kNumMmaThreads = 128 * kNumMmaWarpGroups;
   static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
   // setmaxnreg split. setmaxnreg only moves registers within what the CTA
