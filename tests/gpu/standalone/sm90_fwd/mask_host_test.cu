@@ -114,15 +114,13 @@ int main() {
   // block_mask offsets past 2^31 (Sq = Sk = 2^31 - 2^16: 16.8M x 16.8M blocks): the last
   // block's, and the first one whose int32 product wrapped (46341 x 46342 blocks)
   {
-    const int sk = 2147418112, last = sk - 1;
-    BlockMaskView bm{nullptr, 1, (sk + kBlockMaskSize - 1) / kBlockMaskSize, 0, 0};
-    const int64_t want = int64_t(last / kBlockMaskSize) * bm.cols + last / kBlockMaskSize;
-    bm.cols = 46342;
-    const int64_t wrap = bm.offset(46341 * kBlockMaskSize, 0);
-    bm.cols = (sk + kBlockMaskSize - 1) / kBlockMaskSize;
-    if (bm.offset(last, last) != want || wrap != int64_t(46341) * 46342) {
-      std::printf("FAIL block_mask offset: %lld (want %lld), %lld\n", (long long)bm.offset(last, last),
-                  (long long)want, (long long)wrap);
+    const int last = 2147418112 - 1, cols = last / kBlockMaskSize + 1;
+    const BlockMaskView longest{nullptr, 1, cols, 0, 0}, first_wrap{nullptr, 1, 46342, 0, 0};
+    const int64_t want = int64_t(last / kBlockMaskSize) * cols + last / kBlockMaskSize;
+    const int64_t got = longest.offset(last, last), wrap = first_wrap.offset(46341 * kBlockMaskSize, 0);
+    if (got != want || wrap != int64_t(46341) * 46342) {
+      std::printf("FAIL block_mask offset: %lld (want %lld), %lld\n", (long long)got, (long long)want,
+                  (long long)wrap);
       ++errors;
     }
   }
