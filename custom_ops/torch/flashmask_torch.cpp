@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -38,6 +39,15 @@ at::Tensor last_dim_contiguous(const at::Tensor& t) {
   if (aligned && t.stride(-1) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0)
     return t;
   return t.clone(at::MemoryFormat::Contiguous);  // (contiguous() would keep a misaligned dense view)
+}
+
+// The core's sizes are int32 (as the Paddle door checks): a wider dim would
+// wrap. Checked first, before anything reads or copies the tensors (a stride-0
+// view of 2^32 rows is cheap to pass and must not reach a copy).
+void check_int32_dims(std::initializer_list<const at::Tensor*> tensors) {
+  for (const at::Tensor* t : tensors)
+    for (int64_t d : t->sizes())
+      TORCH_CHECK(d <= std::numeric_limits<int32_t>::max(), "q, k, v, out and dout dims must be at most 2^31 - 1, got ", d);
 }
 
 // A [B, S, H, D] tensor (last axis contiguous) as the core sees it.
@@ -74,10 +84,6 @@ FwdParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor
               "key and value differ in batch, seqlen or heads");
   TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "q, k, v on different devices");
   TORCH_CHECK(k.size(0) == q.size(0) && k.size(3) == q.size(3), "key batch/head_dim differ from query");
-  // the core's sizes are int32 (as the Paddle door checks): a wider dim would wrap
-  for (const at::Tensor* t : {&q, &k, &v})
-    for (int64_t d : t->sizes())
-      TORCH_CHECK(d <= std::numeric_limits<int32_t>::max(), "q, k, v dims must be at most 2^31 - 1, got ", d);
   if (mask) {
     const at::Tensor& m = *mask;
     TORCH_CHECK(m.scalar_type() == at::kInt && m.dim() == 4 && m.size(0) == q.size(0) &&
@@ -135,6 +141,7 @@ std::vector<at::Tensor> forward(const at::Tensor& query, const at::Tensor& key, 
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
+  check_int32_dims({&query, &key, &value});
   const at::Tensor q = last_dim_contiguous(query), k = last_dim_contiguous(key),
                    v = last_dim_contiguous(value);
   FwdParams p = make_params(q, k, v, mask, seed_offset, dropout, causal, scale);
@@ -165,6 +172,7 @@ std::vector<at::Tensor> backward(const at::Tensor& query, const at::Tensor& key,
 #ifdef FLASHMASK_TORCH_CUDA
   c10::OptionalDeviceGuard guard(query.device());
 #endif
+  check_int32_dims({&query, &key, &value, &out_, &dout_});
   const at::Tensor q = last_dim_contiguous(query), k = last_dim_contiguous(key),
                    v = last_dim_contiguous(value);
   // out and dout share one set of strides in the params.

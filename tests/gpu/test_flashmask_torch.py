@@ -6,6 +6,10 @@ implementation in the inputs' dtype, plus the dtype's rounding noise.
 Skipped where torch, a GPU or the built extension is missing (CI on CPU);
 FLASHMASK_TEST_DEVICE=cpu runs the same matrix on the CPU kernels."""
 import os
+import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -14,6 +18,7 @@ from paddle_flashmask.torch import _ext, flashmask_attention  # noqa: E402
 
 from flashmask_ref import attention_ref, dense_allowed, dense_block_mask, dropout_keep, random_startend  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEVICE = os.environ.get("FLASHMASK_TEST_DEVICE", "cuda")
 if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip("no CUDA GPU", allow_module_level=True)
@@ -312,11 +317,33 @@ def test_input_checks():
 
 def test_door_refuses_dims_past_int32():
     """The C++ door itself (the Python checks refuse such sizes first): the core's sizes
-    are int32, so a batch of 2^32 + 1 (a stride-0 view) wrapped to 1 before the check."""
-    one = torch.zeros(1, 1, 1, 8, device=DEVICE, dtype=torch.bfloat16)
-    big = one.expand(2**32 + 1, 1, 1, 8)
-    with pytest.raises(RuntimeError, match=r"dims must be at most 2\^31 - 1, got 4294967297"):
-        _ext.load().forward(big, big, big, None, None, 0.0, False, 0.35, None, None, 0)
+    are int32, so a batch of 2^32 + 1 (a stride-0 view) wrapped to 1 before the check.
+    Forward and backward, each in a child process, so that a door which crashed on such a
+    view fails this test instead of ending the whole run."""
+    code = textwrap.dedent(f"""
+        import torch
+        from paddle_flashmask.torch import _ext
+        ext = _ext.load()
+        one = torch.zeros(1, 1, 1, 8, device="{DEVICE}", dtype=torch.bfloat16)
+        big = one.expand(2**32 + 1, 1, 1, 8)
+        lse = torch.zeros(1, 1, 1, device="{DEVICE}")
+        calls = {{
+            "forward": lambda: ext.forward(big, big, big, None, None, 0.0, False, 0.35, None, None, 0),
+            "backward": lambda: ext.backward(big, big, big, None, None, big, lse, big, 0.0, False, 0.35,
+                                             False, None, None, 0),
+        }}
+        for name, call in calls.items():
+            try:
+                call()
+                print(name, "returned")
+            except RuntimeError as e:
+                print(name, "RuntimeError:", str(e).splitlines()[0])
+        """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, f"exit {res.returncode}\n{res.stdout}\n{res.stderr[-2000:]}"
+    for name in ("forward", "backward"):
+        assert re.search(name + r" RuntimeError: .*dims must be at most 2\^31 - 1, got 4294967297", res.stdout), res.stdout
 
 
 @pytest.mark.parametrize("causal,ncols,kind", [(True, 1, "doc"), (True, 2, "random"), (False, 4, "random"),
