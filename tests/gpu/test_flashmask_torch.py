@@ -318,8 +318,9 @@ def test_input_checks():
 def test_door_refuses_dims_past_int32():
     """The C++ door itself (the Python checks refuse such sizes first): the core's sizes
     are int32, so a batch of 2^32 + 1 (a stride-0 view) wrapped to 1 before the check.
-    Forward and backward, each in a child process, so that a door which crashed on such a
-    view fails this test instead of ending the whole run."""
+    Forward and backward, and a refusal of ordinary tensors (an int64 mask) next to them,
+    in a child process, so that a door which crashed on any of them fails this test
+    instead of ending the whole run."""
     code = textwrap.dedent(f"""
         import torch
         from paddle_flashmask.torch import _ext
@@ -327,7 +328,10 @@ def test_door_refuses_dims_past_int32():
         one = torch.zeros(1, 1, 1, 8, device="{DEVICE}", dtype=torch.bfloat16)
         big = one.expand(2**32 + 1, 1, 1, 8)
         lse = torch.zeros(1, 1, 1, device="{DEVICE}")
+        mask64 = torch.zeros(1, 1, 16, 2, dtype=torch.int64, device="{DEVICE}")
+        small = torch.zeros(1, 16, 1, 64, device="{DEVICE}", dtype=torch.bfloat16)
         calls = {{
+            "mask": lambda: ext.forward(small, small, small, mask64, None, 0.0, False, 0.35, None, None, 0),
             "forward": lambda: ext.forward(big, big, big, None, None, 0.0, False, 0.35, None, None, 0),
             "backward": lambda: ext.backward(big, big, big, None, None, big, lse, big, 0.0, False, 0.35,
                                              False, None, None, 0),
@@ -335,13 +339,14 @@ def test_door_refuses_dims_past_int32():
         for name, call in calls.items():
             try:
                 call()
-                print(name, "returned")
+                print(name, "returned", flush=True)
             except RuntimeError as e:
-                print(name, "RuntimeError:", str(e).splitlines()[0])
+                print(name, "RuntimeError:", str(e).splitlines()[0], flush=True)
         """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, f"exit {res.returncode}\n{res.stdout}\n{res.stderr[-2000:]}"
+    assert "mask RuntimeError: startend_row_indices must be contiguous int32" in res.stdout, res.stdout
     for name in ("forward", "backward"):
         assert re.search(name + r" RuntimeError: .*dims must be at most 2\^31 - 1, got 4294967297", res.stdout), res.stdout
 
