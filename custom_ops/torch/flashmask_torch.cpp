@@ -47,7 +47,8 @@ at::Tensor last_dim_contiguous(const at::Tensor& t) {
 void check_int32_dims(std::initializer_list<const at::Tensor*> tensors) {
   for (const at::Tensor* t : tensors)
     for (int64_t d : t->sizes())
-      TORCH_CHECK(d <= std::numeric_limits<int32_t>::max(), "q, k, v, out and dout dims must be at most 2^31 - 1, got ", d);
+      TORCH_CHECK(d <= std::numeric_limits<int32_t>::max(),
+                  "q, k, v, out and dout dims must be at most 2^31 - 1, got ", d);
 }
 
 // A [B, S, H, D] tensor (last axis contiguous) as the core sees it.
