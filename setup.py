@@ -24,6 +24,8 @@ except ImportError as e:  # most often: pip's build isolation hid the installed 
         "with: pip install --no-build-isolation .") from e
 from paddle.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
+from custom_ops.build_flags import shared_libstdcxx
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Tested with 3.3.1. The ops link against Paddle's C++ ABI, which a minor
 # release may change, so the next minor version is left out.
@@ -83,7 +85,7 @@ cxx_flags = ["-O3", "-fopenmp", "-std=c++17", "-ffp-contract=fast"]
 common = dict(
     name="paddle_flashmask._flashmask_ops",
     include_dirs=[os.path.join(HERE, "custom_ops")],
-    extra_link_args=["-fopenmp"],
+    extra_link_args=["-fopenmp"] + shared_libstdcxx(),
 )
 cpu_sources = sources("custom_ops/core/*.cc") + sources("custom_ops/core/cpu/*.cc") + sources(
     "custom_ops/paddle/*.cc"

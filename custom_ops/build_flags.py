@@ -7,9 +7,13 @@ sm_86/89 through the sm_80 cubin and on Hopper through the sm_90a one); the
 Hopper kernels (cuda/sm90/fwd, cuda/sm90/bwd, CuTe) are built with "90" when
 the CUTLASS headers are found (see cutlass_include) and FLASHMASK_BUILD_SM90 is
 not 0. What is compiled per arch (dtypes, head dims) is the table in
-custom_ops/generate_kernels.py."""
+custom_ops/generate_kernels.py. Also the link flag both doors need
+(shared_libstdcxx)."""
 import glob
 import os
+import shutil
+import subprocess
+import tempfile
 
 CUDA_DIR = os.path.join("custom_ops", "core", "cuda")
 
@@ -98,3 +102,24 @@ def nvcc_flags(here, archs=None):
         # NDEBUG: CUTLASS's device-side asserts stay out of the kernels
         ["-DFLASHMASK_WITH_SM90", "-DNDEBUG", "--expt-relaxed-constexpr", "-I" + cutlass_include(here)]
         if with_sm90(here, archs) else [])
+
+
+def shared_libstdcxx(cxx=None):
+    """["-l:libstdc++.so.6"] when `cxx` (default $CXX, else c++) can link it,
+    else []. A g++ that links libstdc++ statically by default (the device
+    image's /opt/gcc does) puts a second copy in the op library, whose locale
+    facets the framework's libstdc++ never registered: the first integer
+    formatted into a stream (any error message with a number) ends the process
+    with SIGSEGV. Linking the shared one first leaves the static archive
+    nothing to contribute."""
+    cxx = cxx or os.environ.get("CXX") or "c++"
+    if shutil.which(cxx.split()[0]) is None:
+        return []
+    flag = "-l:libstdc++.so.6"
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "t.cc"), os.path.join(tmp, "t.so")
+        with open(src, "w") as f:
+            f.write("int flashmask_link_probe() { return 0; }\n")
+        res = subprocess.run(cxx.split() + ["-shared", "-fPIC", src, flag, "-o", out],
+                             capture_output=True)
+    return [flag] if res.returncode == 0 else []

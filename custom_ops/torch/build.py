@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-from custom_ops.build_flags import cuda_sources, nvcc_flags, sm90_notice  # noqa: E402
+from custom_ops.build_flags import cuda_sources, nvcc_flags, shared_libstdcxx, sm90_notice  # noqa: E402
 
 CORE = os.path.join(ROOT, "custom_ops", "core")
 CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp", "-fPIC", "-I" + os.path.join(ROOT, "custom_ops")]
@@ -145,7 +145,7 @@ def build_torch(build_dir, objs, with_cuda):
         sources=[os.path.join(HERE, "flashmask_torch.cpp")],
         extra_include_paths=[os.path.join(ROOT, "custom_ops")],
         extra_cflags=cflags,
-        extra_ldflags=objs + ["-lgomp"] + (["-lcudart"] if with_cuda else []),
+        extra_ldflags=objs + ["-lgomp"] + shared_libstdcxx() + (["-lcudart"] if with_cuda else []),
         build_directory=out_dir,
         with_cuda=with_cuda,
         verbose=False,
