@@ -1,9 +1,10 @@
-"""The torch door's build always relinks: the core objects reach the link as
+"""How the doors' libraries are linked. (1) The torch door's build always relinks: the core objects reach the link as
 ldflags, which ninja does not track, so a kernel edit with an unchanged
 binding source would otherwise leave the old _flashmask_torch.so in place
 (A/B builds of kernel variants then silently time the same library).
 torch's cpp_extension.load is replaced by a stand-in that records what it
-finds, so the test runs without torch or a compiler."""
+finds, so the test runs without torch or a compiler. (2) Both doors link the
+shared libstdc++ ahead of a compiler's static default (build_flags.shared_libstdcxx)."""
 import importlib.util
 import os
 import sys
@@ -54,3 +55,88 @@ def test_build_torch_removes_the_stale_library_before_linking(tmp_path, monkeypa
     assert "kernel.o" in seen["ldflags"]
     assert open(dest).read() == "new"
     assert dest == os.path.join(str(fake_root), "paddle_flashmask", "torch", "_flashmask_torch.so")
+
+
+def _build_flags():
+    sys.path.insert(0, ROOT)
+    try:
+        from custom_ops import build_flags
+    finally:
+        sys.path.remove(ROOT)
+    return build_flags
+
+
+def test_shared_libstdcxx_is_probed_with_a_real_link(tmp_path):
+    """The flag that keeps a second, static libstdc++ out of the op libraries
+    (its unregistered locale facets made any integer in an error message a
+    SIGSEGV) is passed only where the compiler can link the shared library."""
+    flags = _build_flags()
+    assert flags.shared_libstdcxx() == ["-l:libstdc++.so.6"]  # this machine's g++ has it
+    failing = tmp_path / "cxx-without-it"
+    failing.write_text("#!/bin/sh\nexit 1\n")
+    failing.chmod(0o755)
+    assert flags.shared_libstdcxx(str(failing)) == []
+    assert flags.shared_libstdcxx(str(tmp_path / "no-such-compiler")) == []
+
+
+def test_shared_libstdcxx_wins_over_a_static_default(tmp_path):
+    """The device image's g++ links libstdc++ statically; -static-libstdc++
+    stands in for it: with the flag the library still needs the shared one
+    and defines none of its locale machinery, without it it carries a copy."""
+    import subprocess
+
+    flags = _build_flags()
+    src = tmp_path / "fmt.cc"
+    src.write_text("#include <sstream>\n#include <string>\n"
+                   "std::string fmt(long x) { std::ostringstream o; o << x; return o.str(); }\n")
+
+    def link(extra):
+        out = tmp_path / f"fmt{len(extra)}.so"
+        subprocess.run(["c++", "-shared", "-fPIC", "-static-libstdc++", str(src)] + extra + ["-o", str(out)],
+                       check=True)
+        needed = subprocess.run(["readelf", "-d", str(out)], capture_output=True, text=True, check=True).stdout
+        defined = subprocess.run(["nm", "-D", "--defined-only", str(out)], capture_output=True, text=True,
+                                 check=True).stdout
+        return "[libstdc++.so.6]" in needed, "_ZNKSt6locale2id5_M_idEv" in defined
+
+    assert link([]) == (False, True)
+    assert link(flags.shared_libstdcxx()) == (True, False)
+
+
+def test_torch_door_links_the_probed_flag(tmp_path, monkeypatch):
+    build = _load_build_module()
+    seen = {}
+    cpp_ext = types.ModuleType("torch.utils.cpp_extension")
+    cpp_ext.load = lambda name, build_directory, **kw: seen.update(ldflags=kw["extra_ldflags"]) or open(
+        os.path.join(build_directory, name + ".so"), "w").close()
+    utils = types.ModuleType("torch.utils")
+    utils.cpp_extension = cpp_ext
+    torch = types.ModuleType("torch")
+    torch.utils = utils
+    for name, mod in (("torch", torch), ("torch.utils", utils), ("torch.utils.cpp_extension", cpp_ext)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(build, "shared_libstdcxx", lambda: ["-l:libstdc++.so.6"])
+    (tmp_path / "repo" / "paddle_flashmask" / "torch").mkdir(parents=True)
+    monkeypatch.setattr(build, "ROOT", str(tmp_path / "repo"))
+    (tmp_path / "build" / "torch").mkdir(parents=True)
+    build.build_torch(str(tmp_path / "build"), ["kernel.o"], with_cuda=False)
+    assert "-l:libstdc++.so.6" in seen["ldflags"]
+
+
+def test_paddle_op_library_uses_the_shared_libstdcxx():
+    """The installed op library needs libstdc++.so.6 and carries no copy of
+    its locale machinery (what a static link would put there)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("readelf") is None or shutil.which("nm") is None:
+        raise AssertionError("binutils (readelf, nm) are part of the build toolchain here")
+    # the library the package loads, found in a fresh interpreter (this one's
+    # sys.path may hold the checkout: custom_ops/torch/build.py puts it there)
+    lib = subprocess.run([sys.executable, "-P", "-c", "import paddle_flashmask._ops as o; print(o.library_path())"],
+                         capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+    needed = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True, check=True).stdout
+    assert "[libstdc++.so.6]" in needed
+    defined = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True,
+                             check=True).stdout
+    assert "_ZNKSt6locale2id5_M_idEv" not in defined
