@@ -1,5 +1,7 @@
-"""How the doors' libraries are linked. (1) The torch door's build always relinks: the core objects reach the link as
-ldflags, which ninja does not track, so a kernel edit with an unchanged
+"""How the doors' libraries are linked.
+
+(1) The torch door's build always relinks: the core objects reach the link
+as ldflags, which ninja does not track, so a kernel edit with an unchanged
 binding source would otherwise leave the old _flashmask_torch.so in place
 (A/B builds of kernel variants then silently time the same library).
 torch's cpp_extension.load is replaced by a stand-in that records what it
