@@ -60,6 +60,16 @@ def test_build_torch_relinks_with_the_probed_flags(tmp_path, monkeypatch):
     assert dest == os.path.join(str(fake_root), "paddle_flashmask", "torch", "_flashmask_torch.so")
 
 
+def _libstdcxx_link(lib):
+    """(needs the shared libstdc++, carries its own copy of the locale machinery)"""
+    import subprocess
+
+    needed = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+    defined = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True,
+                             check=True).stdout
+    return "[libstdc++.so.6]" in needed, "_ZNKSt6locale2id5_M_idEv" in defined
+
+
 def _build_flags():
     sys.path.insert(0, ROOT)
     try:
@@ -97,10 +107,7 @@ def test_shared_libstdcxx_wins_over_a_static_default(tmp_path):
         out = tmp_path / f"fmt{len(extra)}.so"
         subprocess.run(["c++", "-shared", "-fPIC", "-static-libstdc++", str(src)] + extra + ["-o", str(out)],
                        check=True)
-        needed = subprocess.run(["readelf", "-d", str(out)], capture_output=True, text=True, check=True).stdout
-        defined = subprocess.run(["nm", "-D", "--defined-only", str(out)], capture_output=True, text=True,
-                                 check=True).stdout
-        return "[libstdc++.so.6]" in needed, "_ZNKSt6locale2id5_M_idEv" in defined
+        return _libstdcxx_link(out)
 
     assert link([]) == (False, True)
     assert link(flags.shared_libstdcxx()) == (True, False)
@@ -115,8 +122,4 @@ def test_paddle_op_library_uses_the_shared_libstdcxx():
     # sys.path may hold the checkout: custom_ops/torch/build.py puts it there)
     lib = subprocess.run([sys.executable, "-P", "-c", "import paddle_flashmask._ops as o; print(o.library_path())"],
                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
-    needed = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True, check=True).stdout
-    assert "[libstdc++.so.6]" in needed
-    defined = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True,
-                             check=True).stdout
-    assert "_ZNKSt6locale2id5_M_idEv" not in defined
+    assert _libstdcxx_link(lib) == (True, False)
