@@ -31,7 +31,7 @@ build_fmv3() {
 for step in $STEPS; do
   case $step in
     test)
-      # 853 cases in ~55 s on an H100 (2026-12-07)
+      # 854 cases in ~55 s on an H100, ~75 s on an H200 (2026-12-07)
       timeout ${TEST_TIMEOUT:-300} python -m pytest tests/gpu -q --maxfail=20 -p no:cacheprovider ${PYTEST_ARGS:-} \
         > "$OUT/pytest.log" 2>&1
       echo "pytest rc=$?"; tail -25 "$OUT/pytest.log" ;;
