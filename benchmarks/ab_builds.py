@@ -10,12 +10,13 @@ keeps the speed.
 Each .so is a `_flashmask_torch` extension (custom_ops/torch/build.py); its
 forward and backward are called directly, so the two builds may differ in their
 Python layer. The kernel switches of the environment apply to both
-(FLASHMASK_DISABLE_SM90=1: the sm80 kernels). A round runs BASE, then NEW, each
-in a child process (`_round`) that loads that build alone and times every mask:
-per mask the median of `reps` CUDA-event timings of the forward and of the
-backward (which reuses one forward's out and lse). Two builds loaded into one
-process do not stay apart (ncu showed the second build's calls running the
-first build's kernels), hence a process each. Printed: per
+(FLASHMASK_DISABLE_SM90=1: the sm80 kernels). A round runs both builds, BASE
+first in even rounds and NEW first in odd ones (neither always follows the
+other's heat), each in a child process (`_round`) that loads that build alone
+and times every mask: per mask the median of `reps` CUDA-event timings of the
+forward and of the backward (which reuses one forward's out and lse). Two
+builds loaded into one process do not stay apart (ncu showed the second
+build's calls running the first build's kernels), hence a process each. Printed: per
 mask, the median over rounds of each build's forward and backward ms and NEW /
 BASE. Both builds compute the same inputs; a fixed sample of 2^20 entries of
 each output is compared: the forwards must agree bit for bit (same SASS
@@ -132,7 +133,7 @@ def run(args):
     times = {m: {n: {"fwd": [], "bwd": []} for n in builds} for m in args.masks}
     with tempfile.TemporaryDirectory() as tmp:
         for rnd in range(args.rounds):
-            for name, path in builds.items():
+            for name, path in (list(builds.items()) if rnd % 2 == 0 else reversed(builds.items())):
                 out = os.path.join(tmp, f"{name}_{rnd}.json")
                 cmd = [sys.executable, os.path.abspath(__file__), "_round", path, name, "--out", out,
                        *case_argv(args)]

@@ -57,12 +57,17 @@ struct BwdConfig {
   // 168 * 384 = 64512, NOT 65536. setmaxnreg.inc blocks until the pool can
   // supply the increase, so 128 * producer + 256 * consumer must be <= 64512
   // (32 / 240 = 65536 hung every CTA in setmaxnreg.inc on the first device
-  // run). The consumers need the 240 (d128: dK, dV 128 fp32 + S^T, dP^T 64 +
-  // dQ 32; d64: S^T and dP^T of 128 queries, 128 fp32), so the producer
-  // warpgroup (TMA producer + dQ writer) gets 24, as FA3's backward with two
-  // MMA warpgroups.
-  static constexpr int kProducerRegs = 24;
-  static constexpr int kConsumerRegs = 240;
+  // run). d64 / d128 consumers need the 240 (d128: dK, dV 128 fp32 + S^T,
+  // dP^T 64 + dQ 32; d64: S^T and dP^T of 128 queries, 128 fp32; at 224
+  // ptxas serializes their wgmma's, C7512), so the producer warpgroup (TMA
+  // producer, dQ writer, order scanner, zeroer) gets 24, as FA3's backward
+  // with two MMA warpgroups. The head-dim-split consumers (d192 / d256: dK,
+  // dV 128 fp32 + S^T, dP^T 32 + a dQ part 32) fit in 224 without spills, and
+  // 56 registers take the spills out of the producer warpgroup's walks
+  // (d256: 136 bytes of stack, 43 spill instructions in the dQ writer and
+  // 85 in the deterministic order scanner, to none).
+  static constexpr int kProducerRegs = D >= 192 ? 56 : 24;
+  static constexpr int kConsumerRegs = D >= 192 ? 224 : 240;
 };
 
 template <typename Element_, int kHeadDim_>
