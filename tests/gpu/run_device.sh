@@ -6,6 +6,7 @@
 #   STEPS=suite SUITE_SEQLENS=8192 bash tests/gpu/run_device.sh   (carry .anchors/fmv3.tgz for the V3 baseline)
 #   STEPS=vs_fmv3 VS_SEQLENS="8192 32768" bash tests/gpu/run_device.sh
 #   STEPS=ab AB_VARIANTS="name ..." bash tests/gpu/run_device.sh   (variants from tools/ab_tree.sh)
+#   TREE=name STEPS="test memcheck" bash tests/gpu/run_device.sh   (the steps on that variant's kernels)
 set -u
 OUT=${OUT:-/tmp/fm_out}; mkdir -p "$OUT"
 STEPS=${STEPS:-"test memcheck racecheck bench"}
@@ -13,6 +14,21 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:${PYTHONPATH:-}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 python custom_ops/torch/build.py --jobs 16 --archs 90 > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
 tail -3 "$OUT/build.log"
+# A variant of tools/ab_tree.sh linked in .device_build/ab/$1 (the objects it shares with this
+# tree copied in there first, with the headers); its log is $OUT/ab_build_$1.log.
+build_variant() {
+  cp -n .device_build/core/* .device_build/ab/$1/.device_build/core/ 2>/dev/null
+  mkdir -p .device_build/ab/$1/.device_build/sm90 && cp .device_build/sm90/cutlass_include.tgz .device_build/ab/$1/.device_build/sm90/
+  (cd .device_build/ab/$1 && python custom_ops/torch/build.py --jobs 16 --archs 90) > "$OUT/ab_build_$1.log" 2>&1 && return 0
+  echo "build of variant $1 failed"; tail -20 "$OUT/ab_build_$1.log"; return 1
+}
+# TREE=name: every step runs on that variant's door instead of this tree's (a variant differs in
+# custom_ops only, so the Python layer is the same): its tests and sanitizers before it is merged
+if [ -n "${TREE:-}" ]; then
+  build_variant "$TREE" || exit 1
+  cp .device_build/ab/$TREE/paddle_flashmask/torch/_flashmask_torch.so paddle_flashmask/torch/_flashmask_torch.so
+  echo "steps on variant $TREE"
+fi
 # The official V3 baseline (../shared/anchors/fmv3/README.md) from a carried .anchors/fmv3 (31 MB)
 # or .anchors/fmv3.tgz (3 MB: tar czf .anchors/fmv3.tgz -C .anchors fmv3). The kit reuses the kernel
 # objects compiled on the CPU box only if its nvcc flags match: build them there with the same
@@ -111,12 +127,7 @@ for step in $STEPS; do
       # prebuilt by tools/ab_tree.sh (NEW), linked here, at each of AB_SEQLENS and
       # AB_HEAD_DIMS (default 128), and with AB_DET=1 also each deterministic backward
       for v in ${AB_VARIANTS:-}; do
-        # the objects a variant shares with this tree (tools/ab_tree.sh dropped them), and the headers
-        cp -n .device_build/core/* .device_build/ab/$v/.device_build/core/
-        mkdir -p .device_build/ab/$v/.device_build/sm90 && cp .device_build/sm90/cutlass_include.tgz .device_build/ab/$v/.device_build/sm90/
-        if ! (cd .device_build/ab/$v && python custom_ops/torch/build.py --jobs 16 --archs 90) > "$OUT/ab_build_$v.log" 2>&1; then
-          echo "ab: build of $v failed"; tail -20 "$OUT/ab_build_$v.log"; continue
-        fi
+        build_variant $v || continue
         for s in ${AB_SEQLENS:-8192}; do
           for d in ${AB_HEAD_DIMS:-128}; do
             for det in "" ${AB_DET:+--deterministic}; do
