@@ -9,6 +9,7 @@ finds, so the test runs without torch or a compiler. (2) Both doors link the
 shared libstdc++ ahead of a compiler's static default (build_flags.shared_libstdcxx)."""
 import importlib.util
 import os
+import subprocess
 import sys
 import types
 
@@ -62,8 +63,6 @@ def test_build_torch_relinks_with_the_probed_flags(tmp_path, monkeypatch):
 
 def _libstdcxx_link(lib):
     """(needs the shared libstdc++, carries its own copy of the locale machinery)"""
-    import subprocess
-
     needed = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
     defined = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True,
                              check=True).stdout
@@ -96,8 +95,6 @@ def test_shared_libstdcxx_wins_over_a_static_default(tmp_path):
     """The device image's g++ links libstdc++ statically; -static-libstdc++
     stands in for it: with the flag the library still needs the shared one
     and defines none of its locale machinery, without it it carries a copy."""
-    import subprocess
-
     flags = _build_flags()
     src = tmp_path / "fmt.cc"
     src.write_text("#include <sstream>\n#include <string>\n"
@@ -116,8 +113,6 @@ def test_shared_libstdcxx_wins_over_a_static_default(tmp_path):
 def test_paddle_op_library_uses_the_shared_libstdcxx():
     """The installed op library needs libstdc++.so.6 and carries no copy of
     its locale machinery (what a static link would put there)."""
-    import subprocess
-
     # the library the package loads, found in a fresh interpreter (this one's
     # sys.path may hold the checkout: custom_ops/torch/build.py puts it there)
     lib = subprocess.run([sys.executable, "-P", "-c", "import paddle_flashmask._ops as o; print(o.library_path())"],
