@@ -84,6 +84,29 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
         for (int s = 0; s < Traits::kDqSlices; ++s) {
           const int off = s * Traits::kDqSliceFloats;
           float* dst = p.dq_acc + tile * Traits::kDqFloats + off;
+          if (Traits::kDetWholeSlice && p.deterministic) {
+            // both parts in smem, then one add of the slice (the parts are
+            // contiguous in smem and in the accumulator)
+            cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + 0);
+            cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + 1);
+            if (lane == 0) {
+              if (s == 0)
+                while (ld_acquire_gpu(p.sem + tile) != target) __nanosleep(32);
+              bulk_reduce_add_f32(dst, ss.smem_dq.data(), Traits::kDqSliceFloats * int(sizeof(float)));
+              bulk_commit();
+              if (s + 1 == Traits::kDqSlices) {
+                bulk_wait_all();
+                fence_proxy_async_global();
+                st_release_gpu(p.sem + tile, n + 1);
+              } else {
+                bulk_wait_read<0>();
+              }
+            }
+            __syncwarp();
+            cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 0);
+            cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 1);
+            continue;
+          }
           // each warpgroup's part as soon as it is in smem (warpgroup 0 first)
 #pragma unroll
           for (int w = 0; w < Traits::kNumMmaWarpGroups; ++w) {

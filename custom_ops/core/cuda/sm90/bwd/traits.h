@@ -92,6 +92,11 @@ struct BwdTraits {
   // the dQ tile leaves the consumers in kDqSlices column slices (each
   // warpgroup's part of a slice starts on a swizzle atom of K)
   static constexpr int kDqSlices = kHeadDim == 256 ? 2 : kHeadDim == 192 ? 3 : 1;
+  // deterministic mode: the writer adds a whole slice (both parts) as one link
+  // of the chain, not a part at a time. H100 A/B, 8K, six masks: d256 0.950
+  // (both parts as one 32 KB add), d128 1.040 (its parts are the whole tile:
+  // adding each as soon as it is in smem hides the other's wait)
+  static constexpr bool kDetWholeSlice = kSplitD;
   static constexpr int kNumMmaWarpGroups = 2;
   static constexpr int kNumMmaThreads = 256;
   static constexpr int kNumThreads = kNumMmaThreads + 128;  // + producer warpgroup
