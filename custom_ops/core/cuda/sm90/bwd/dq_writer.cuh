@@ -4,7 +4,9 @@
 // shared memory and bulk reduce-adds the part into the accumulator
 // (deterministic mode: after the next higher visible key block, by the
 // per-(b, h, m) semaphore; warp 2 scanned which one it is,
-// sm90/bwd/dq_order.cuh), then hands each part back once read.
+// sm90/bwd/dq_order.cuh), then hands each part back once read. In the
+// deterministic mode d192 / d256 (kDetWholeSlice) wait for both parts and add
+// the slice in one bulk op: one link of the chain per slice, not two.
 #pragma once
 
 #include "core/cuda/sm90/bwd/dq_order.cuh"

@@ -93,9 +93,8 @@ struct BwdTraits {
   // warpgroup's part of a slice starts on a swizzle atom of K)
   static constexpr int kDqSlices = kHeadDim == 256 ? 2 : kHeadDim == 192 ? 3 : 1;
   // deterministic mode: the writer adds a whole slice (both parts) as one link
-  // of the chain, not a part at a time. H100 A/B, 8K, six masks: d256 0.950
-  // (both parts as one 32 KB add), d128 1.040 (its parts are the whole tile:
-  // adding each as soon as it is in smem hides the other's wait)
+  // of the chain, not a part at a time (backward time, H100, 8K, six masks:
+  // d256 0.950, d192 0.985; d128 1.040, so it keeps its per-part adds)
   static constexpr bool kDetWholeSlice = kSplitD;
   static constexpr int kNumMmaWarpGroups = 2;
   static constexpr int kNumMmaThreads = 256;
