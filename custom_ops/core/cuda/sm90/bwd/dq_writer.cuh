@@ -61,6 +61,22 @@ __device__ __forceinline__ void wait_dq_tile_zeroed(const int32_t* state) {
   while ((ld_acquire_gpu(state) & kDqZeroed) == 0) __nanosleep(64);
 }
 
+// Deterministic mode, lane 0 of the dQ writer: wait for the tile's add chain
+// to reach this block (target: 1 + the key block whose add comes before ours),
+// and pass it on once this block's adds are in.
+__device__ __forceinline__ void wait_dq_chain(const int32_t* sem, int target) {
+  while (ld_acquire_gpu(sem) != target) __nanosleep(32);
+}
+__device__ __forceinline__ void pass_dq_chain(int32_t* sem, int n) {
+  // the adds are complete and, past the proxy fence, ordered before the
+  // release (as CUTLASS's arrive_inc: acq_rel fence + store); a
+  // __threadfence (fence.sc) here cost ~1 us on every link of the chain,
+  // 2-10 % of the deterministic backward
+  bulk_wait_all();
+  fence_proxy_async_global();
+  st_release_gpu(sem, n + 1);
+}
+
 template <typename Traits>
 __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
                                                typename Traits::SharedStorage& ss, int b, int hk, int n) {
@@ -92,17 +108,13 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
             cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + 0);
             cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + 1);
             if (lane == 0) {
-              if (s == 0)
-                while (ld_acquire_gpu(p.sem + tile) != target) __nanosleep(32);
+              if (s == 0) wait_dq_chain(p.sem + tile, target);
               bulk_reduce_add_f32(dst, ss.smem_dq.data(), Traits::kDqSliceFloats * int(sizeof(float)));
               bulk_commit();
-              if (s + 1 == Traits::kDqSlices) {
-                bulk_wait_all();
-                fence_proxy_async_global();
-                st_release_gpu(p.sem + tile, n + 1);
-              } else {
+              if (s + 1 == Traits::kDqSlices)
+                pass_dq_chain(p.sem + tile, n);
+              else
                 bulk_wait_read<0>();
-              }
             }
             __syncwarp();
             cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 0);
@@ -114,8 +126,7 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
           for (int w = 0; w < Traits::kNumMmaWarpGroups; ++w) {
             cutlass::arch::NamedBarrier::sync(kThreads, Traits::kBarDqFull + w);
             if (lane == 0) {
-              if (p.deterministic && s == 0 && w == 0)
-                while (ld_acquire_gpu(p.sem + tile) != target) __nanosleep(32);
+              if (p.deterministic && s == 0 && w == 0) wait_dq_chain(p.sem + tile, target);
               bulk_reduce_add_f32(dst + w * Traits::kDqPartFloats,
                                   ss.smem_dq.data() + w * Traits::kDqPartFloats, kPartBytes);
               bulk_commit();
@@ -126,17 +137,10 @@ __device__ __forceinline__ void dq_writer_warp(const BwdKernelParams<Traits>& p,
           __syncwarp();
           cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 0);
           if (lane == 0) {
-            if (p.deterministic && s + 1 == Traits::kDqSlices) {
-              // the adds are complete and, past the proxy fence, ordered before the
-              // release (as CUTLASS's arrive_inc: acq_rel fence + store); a
-              // __threadfence (fence.sc) here cost ~1 us on every link of the chain,
-              // 2-10 % of the deterministic backward
-              bulk_wait_all();
-              fence_proxy_async_global();
-              st_release_gpu(p.sem + tile, n + 1);
-            } else {
+            if (p.deterministic && s + 1 == Traits::kDqSlices)
+              pass_dq_chain(p.sem + tile, n);
+            else
               bulk_wait_read<0>();
-            }
           }
           __syncwarp();
           cutlass::arch::NamedBarrier::arrive(kThreads, Traits::kBarDqEmpty + 1);
