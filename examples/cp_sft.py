@@ -107,6 +107,20 @@ def main(argv=None):
         print(format_summary(summary), flush=True)
         if args.summary_json:
             write_summary(summary, args.summary_json)
+    if args.cp_degree > 1:
+        leave_together()
+
+
+def leave_together():
+    """Every rank leaves through a barrier and os._exit, without Paddle's teardown.
+    Rank 0 hosts Paddle 3.3's TCP store; its libuv thread can abort the process
+    (SIGABRT, in LibUVClient::readCallback) when another rank's connection closes
+    while rank 0 runs its exit handlers: about 1 launch in 60, after all the work
+    was done and printed."""
+    dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def train(args, report):
